@@ -1,0 +1,141 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fanout-dev/fanout/db"
+)
+
+// Config is every setting, read from FANOUT_* environment variables.
+type Config struct {
+	Addr                 string
+	BaseURL              string
+	DataDir              string
+	DatabaseURL          string
+	RedisURL             string
+	SecretKey            string
+	MaxEventBytes        int64
+	AllowPrivateNetworks bool
+	AllowCIDRs           []netip.Prefix
+	Concurrency          int
+	PollInterval         time.Duration
+	ShutdownTimeout      time.Duration
+	ReconcileEvery       time.Duration
+	LogLevel             slog.Level
+	LogFormat            string
+}
+
+// LoadConfig reads the environment and reports the first malformed value.
+func LoadConfig() (Config, error) {
+	c := Config{
+		Addr:            env("FANOUT_ADDR", "127.0.0.1:8080"),
+		BaseURL:         os.Getenv("FANOUT_BASE_URL"),
+		DataDir:         env("FANOUT_DATA_DIR", "data"),
+		DatabaseURL:     os.Getenv("FANOUT_DATABASE_URL"),
+		RedisURL:        os.Getenv("FANOUT_REDIS_URL"),
+		SecretKey:       os.Getenv("FANOUT_SECRET_KEY"),
+		LogFormat:       env("FANOUT_LOG_FORMAT", "text"),
+		ShutdownTimeout: 25 * time.Second,
+	}
+	var err error
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return c, fmt.Errorf("FANOUT_ADDR: want host:port, got %q", c.Addr)
+	}
+	if err := (db.Config{URL: c.DatabaseURL}).Validate(); err != nil {
+		return c, err
+	}
+	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
+		return c, fmt.Errorf("FANOUT_REDIS_URL: want redis://host:port/db (or empty for the embedded server)")
+	}
+	if c.MaxEventBytes, err = envInt("FANOUT_MAX_EVENT_BYTES", 1<<20, 1024, 64<<20); err != nil {
+		return c, err
+	}
+	conc, err := envInt("FANOUT_CONCURRENCY", 64, 1, 10000)
+	if err != nil {
+		return c, err
+	}
+	c.Concurrency = int(conc)
+	if c.PollInterval, err = envDuration("FANOUT_POLL_INTERVAL", 20*time.Millisecond); err != nil {
+		return c, err
+	}
+	if c.ReconcileEvery, err = envDuration("FANOUT_RECONCILE_EVERY", 10*time.Second); err != nil {
+		return c, err
+	}
+	if c.AllowPrivateNetworks, err = envBool("FANOUT_ALLOW_PRIVATE_NETWORKS"); err != nil {
+		return c, err
+	}
+	for _, s := range strings.FieldsFunc(os.Getenv("FANOUT_ALLOW_CIDRS"), func(r rune) bool { return r == ',' || r == ' ' }) {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return c, fmt.Errorf("FANOUT_ALLOW_CIDRS: %q is not a CIDR prefix", s)
+		}
+		c.AllowCIDRs = append(c.AllowCIDRs, p)
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(env("FANOUT_LOG_LEVEL", "info"))); err != nil {
+		return c, fmt.Errorf("FANOUT_LOG_LEVEL: want debug, info, warn or error")
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return c, fmt.Errorf("FANOUT_LOG_FORMAT: want text or json")
+	}
+	return c, nil
+}
+
+func (c Config) db() db.Config { return db.Config{URL: c.DatabaseURL, DataDir: c.DataDir} }
+
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func envInt(name string, def, lo, hi int64) (int64, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < lo || n > hi {
+		return 0, fmt.Errorf("%s: want a whole number from %d to %d, got %q", name, lo, hi, v)
+	}
+	return n, nil
+}
+
+func envDuration(name string, def time.Duration) (time.Duration, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%s: want a positive duration such as 10s, got %q", name, v)
+	}
+	return d, nil
+}
+
+func envBool(name string) (bool, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%s: want 1 or 0, got %q", name, v)
+	}
+	return b, nil
+}
+
+func newLogger(c Config) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

@@ -1,0 +1,73 @@
+package jobs
+
+import (
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/fanout-dev/fanout/db"
+	"github.com/fanout-dev/fanout/db/secrets"
+	"github.com/fanout-dev/fanout/jobs/connectors"
+	"github.com/fanout-dev/fanout/jobs/rules"
+)
+
+// maxAttemptTimeout bounds any action's per-attempt timeout.
+const maxAttemptTimeout = 60 * time.Second
+
+// DefaultAttemptTimeout applies when an action sets none.
+const DefaultAttemptTimeout = 10 * time.Second
+
+// Engine holds what the task handlers need. Its handlers are safe for concurrent use.
+type Engine struct {
+	Store      *db.Store
+	Queue      Enqueuer
+	Connectors *connectors.Registry
+	Keyring    *secrets.Keyring
+	HTTP       *http.Client
+	Rules      *rules.Cache
+	Log        *slog.Logger
+	Metrics    *Metrics
+	// PerConnection bounds concurrent attempts to one connection in this process, so a
+	// slow destination cannot hold every worker.
+	PerConnection int
+
+	slots *slots
+	rand  func() float64
+}
+
+// Init fills defaults; call it once before serving.
+func (e *Engine) Init() *Engine {
+	if e.PerConnection <= 0 {
+		e.PerConnection = 16
+	}
+	if e.Rules == nil {
+		e.Rules = &rules.Cache{}
+	}
+	if e.Metrics == nil {
+		e.Metrics = NewMetrics(nil)
+	}
+	e.slots = newSlots(e.PerConnection)
+	e.rand = rand.Float64
+	return e
+}
+
+// OpenCredentials decrypts a connection's credentials.
+func OpenCredentials(k *secrets.Keyring, c *db.Connection) (connectors.Credentials, error) {
+	creds := connectors.Credentials{}
+	if len(c.Credentials) == 0 {
+		return creds, nil
+	}
+	err := k.OpenJSON(c.Credentials, secrets.ConnectionAAD(c.WorkspaceID, c.ID), &creds)
+	return creds, err
+}
+
+// SealCredentials encrypts credentials for a connection row (whose ids must be set).
+func SealCredentials(k *secrets.Keyring, c *db.Connection, creds connectors.Credentials) error {
+	sealed, err := k.SealJSON(creds, secrets.ConnectionAAD(c.WorkspaceID, c.ID))
+	if err != nil {
+		return err
+	}
+	c.Credentials = sealed
+	return nil
+}
