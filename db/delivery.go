@@ -61,7 +61,7 @@ func (s *Store) ClaimDelivery(ctx context.Context, workspaceID, id string, lease
 		Set("lease_until = ?", leaseUntil.UTC()).
 		Where("workspace_id = ? AND id = ?", workspaceID, id).
 		Where("status IN (?)", bun.In(inFlight)).
-		Where("next_attempt_at IS NOT NULL AND next_attempt_at <= ?", now.Add(time.Second)).
+		Where("next_attempt_at IS NOT NULL AND next_attempt_at <= ?", now).
 		Where("(lease_until IS NULL OR lease_until < ?)", now).
 		Exec(ctx)
 	if err := affectedOne(res, err); err != nil {

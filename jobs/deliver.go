@@ -192,8 +192,9 @@ func (e *Engine) transition(d *db.Delivery, policy rules.RetryPolicy, res connec
 	}
 	wait := policy.Delay(max(d.FailureCount, 1), e.rand)
 	if res.RetryAfter > 0 {
-		// Retry-After is honoured exactly, capped so a destination cannot park work forever.
-		wait = min(res.RetryAfter, policy.Span())
+		// Retry-After is honoured exactly, capped at the schedule's span (at least an
+		// hour) so a destination cannot park work forever.
+		wait = min(res.RetryAfter, max(policy.Span(), time.Hour))
 	}
 	next := now.Add(wait)
 	if policy.MaxAge > 0 && next.Sub(d.CreatedAt) > policy.MaxAge {

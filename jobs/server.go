@@ -17,21 +17,25 @@ type ServerConfig struct {
 	Concurrency int
 	// PollInterval is how often an idle worker looks for new tasks. asynq's default (1 s)
 	// alone adds ~600 ms median latency; 20 ms costs little.
-	PollInterval    time.Duration
-	ShutdownTimeout time.Duration
+	PollInterval time.Duration
+	// ScheduledInterval is how often scheduled and retrying tasks that have come due move
+	// to their queue (asynq's default, 5 s, would make Retry-After and short backoffs late).
+	ScheduledInterval time.Duration
+	ShutdownTimeout   time.Duration
 }
 
 // NewServer builds the asynq server and the mux with every task handler registered.
 func NewServer(redis asynq.RedisConnOpt, cfg ServerConfig, e *Engine) (*asynq.Server, *asynq.ServeMux) {
 	srv := asynq.NewServer(redis, asynq.Config{
-		Concurrency:       cfg.Concurrency,
-		Queues:            Queues,
-		TaskCheckInterval: cfg.PollInterval,
-		ShutdownTimeout:   cfg.ShutdownTimeout,
-		RetryDelayFunc:    retryDelay,
-		IsFailure:         isFailure,
-		Logger:            slogAdapter{e.Log.With("component", "asynq")},
-		LogLevel:          asynq.WarnLevel,
+		Concurrency:              cfg.Concurrency,
+		Queues:                   Queues,
+		TaskCheckInterval:        cfg.PollInterval,
+		DelayedTaskCheckInterval: cfg.ScheduledInterval,
+		ShutdownTimeout:          cfg.ShutdownTimeout,
+		RetryDelayFunc:           retryDelay,
+		IsFailure:                isFailure,
+		Logger:                   slogAdapter{e.Log.With("component", "asynq")},
+		LogLevel:                 asynq.WarnLevel,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
 			if errors.Is(err, errConnectionBusy) {
 				return

@@ -57,8 +57,15 @@ func NewRouteTask(workspaceID, eventID string) *asynq.Task {
 // attempt count and replay count: one queue entry per planned attempt.
 func NewDeliverTask(workspaceID, deliveryID string, attempt, replay int, queue string, at time.Time, timeout time.Duration) *asynq.Task {
 	b, _ := json.Marshal(DeliverPayload{WorkspaceID: workspaceID, DeliveryID: deliveryID})
-	return asynq.NewTask(TypeDeliver, b,
+	opts := []asynq.Option{
 		asynq.Queue(queue), asynq.MaxRetry(infraRetries),
 		asynq.TaskID(fmt.Sprintf("%s:%d:%d", deliveryID, attempt, replay)),
-		asynq.ProcessAt(at), asynq.Timeout(timeout+30*time.Second))
+		asynq.Timeout(timeout + 30*time.Second),
+	}
+	if time.Until(at) > 0 {
+		// asynq keeps schedules in whole seconds, rounding down: round up instead, so an
+		// attempt never runs before its time (a Retry-After is a promise to the receiver).
+		opts = append(opts, asynq.ProcessAt(at.Truncate(time.Second).Add(time.Second)))
+	}
+	return asynq.NewTask(TypeDeliver, b, opts...)
 }

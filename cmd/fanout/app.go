@@ -67,11 +67,13 @@ func openApp(ctx context.Context, cfg Config, log *slog.Logger, embeddedRedisOK,
 	metrics := jobs.NewMetrics(a.registry)
 	jobs.QueueDepth(a.registry, asynq.NewInspector(redis.Opt))
 	queue := jobs.NewQueue(a.client)
+	netPolicy := connectors.ClientOptions{
+		AllowPrivate: cfg.AllowPrivateNetworks, AllowCIDRs: cfg.AllowCIDRs, OnBlock: metrics.SSRFBlocked.Inc,
+	}
 	a.engine = (&jobs.Engine{
-		Store: a.store, Queue: queue, Connectors: connectors.Default(), Keyring: keyring, Log: log, Metrics: metrics,
-		HTTP: connectors.NewHTTPClient(connectors.ClientOptions{
-			AllowPrivate: cfg.AllowPrivateNetworks, AllowCIDRs: cfg.AllowCIDRs, OnBlock: metrics.SSRFBlocked.Inc,
-		}),
+		Store: a.store, Queue: queue, Connectors: connectors.DefaultWith(netPolicy), Keyring: keyring,
+		Log: log, Metrics: metrics, HTTP: connectors.NewHTTPClient(netPolicy),
+		PerConnection: max(1, cfg.Concurrency/4),
 	}).Init()
 	a.handlers = &handlers.Handlers{
 		Store: a.store, Queue: queue, Engine: a.engine, Connectors: a.engine.Connectors, Keyring: keyring,
@@ -137,7 +139,7 @@ func (a *App) runWeb(ctx context.Context, ln net.Listener) error {
 // shutdown timeout to finish.
 func (a *App) runWorker(ctx context.Context) error {
 	srv, mux := jobs.NewServer(a.redis.Opt, jobs.ServerConfig{
-		Concurrency: a.cfg.Concurrency, PollInterval: a.cfg.PollInterval, ShutdownTimeout: a.cfg.ShutdownTimeout,
+		Concurrency: a.cfg.Concurrency, PollInterval: a.cfg.PollInterval, ScheduledInterval: 250 * time.Millisecond, ShutdownTimeout: a.cfg.ShutdownTimeout,
 	}, a.engine)
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("start worker: %w", err)
