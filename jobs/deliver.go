@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/fanout-dev/fanout/db"
@@ -147,10 +148,8 @@ func (e *Engine) finishWith(ctx context.Context, d *db.Delivery, policy rules.Re
 	d.LastStatusCode, d.LastErrorClass, d.LastError = res.StatusCode, res.ErrorClass, res.Message
 	next := e.transition(d, policy, res, now)
 	d.NextAttemptAt = next
-	if res.Outcome == connectors.AuthFailed && conn != nil {
-		if err := e.Store.SetConnectionStatus(ctx, conn.WorkspaceID, conn.ID, db.ConnectionNeedsReconnect, res.Message); err != nil {
-			return fmt.Errorf("mark connection needs_reconnect: %w", err)
-		}
+	if err := e.updateConnection(ctx, conn, res); err != nil {
+		return err
 	}
 	if err := e.Store.RecordAttempt(ctx, d, att); err != nil {
 		return fmt.Errorf("record attempt of %s: %w", d.ID, err)
@@ -211,4 +210,26 @@ func (e *Engine) saveCredentials(ctx context.Context, conn *db.Connection, creds
 		return err
 	}
 	return e.Store.UpdateConnection(ctx, conn)
+}
+
+// updateConnection changes the connection's status when an answer says it is unusable:
+// an auth failure needs a reconnect; 410 Gone disables the endpoint, so its other
+// deliveries wait instead of failing one by one.
+func (e *Engine) updateConnection(ctx context.Context, conn *db.Connection, res connectors.Result) error {
+	if conn == nil {
+		return nil
+	}
+	status, note := "", ""
+	switch {
+	case res.Outcome == connectors.AuthFailed:
+		status, note = db.ConnectionNeedsReconnect, res.Message
+	case res.StatusCode == http.StatusGone:
+		status, note = db.ConnectionDisabled, "the destination answered 410 Gone; re-enable it once the endpoint exists again"
+	default:
+		return nil
+	}
+	if err := e.Store.SetConnectionStatus(ctx, conn.WorkspaceID, conn.ID, status, note); err != nil {
+		return fmt.Errorf("mark connection %s: %w", status, err)
+	}
+	return nil
 }

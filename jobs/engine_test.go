@@ -402,3 +402,22 @@ func TestSlowDestinationDoesNotHoldOthers(t *testing.T) {
 		t.Errorf("the fast destination took %s for %d events while the slow one hung", took, n)
 	}
 }
+
+func TestGoneDisablesTheEndpoint(t *testing.T) {
+	f := setup(t, db.RuleAction{})
+	f.sink.SetRespond(func(int, *http.Request) jobstest.Reply { return jobstest.Reply{Status: 410} })
+	first := f.send(t, f.ws.ID, "a.b", `{}`)
+	f.wait(t, f.onlyDelivery(t, first), 5*time.Second, db.DeliveryDead)
+	conn, err := f.env.Store.ConnectionByID(context.Background(), f.ws.ID, f.conn.ID)
+	if err != nil || conn.Status != db.ConnectionDisabled {
+		t.Fatalf("connection status %q (%v), want disabled after 410", conn.Status, err)
+	}
+	// Later deliveries wait for the endpoint instead of dying one by one.
+	second := f.send(t, f.ws.ID, "a.b", `{}`)
+	d := f.onlyDelivery(t, second)
+	time.Sleep(500 * time.Millisecond)
+	d = f.wait(t, d, time.Second, db.DeliveryRetrying)
+	if d.AttemptCount != 0 || d.NextAttemptAt != nil || len(f.sink.Requests()) != 1 {
+		t.Errorf("delivery to a disabled endpoint: %+v, sink saw %d", d, len(f.sink.Requests()))
+	}
+}

@@ -29,7 +29,7 @@ func onlyLoopback(t *testing.T) func(network, address string) {
 }
 
 // get sends one GET through client and returns the Result.
-func get(t *testing.T, client *http.Client, rawURL string) Result {
+func getThrough(t *testing.T, client *http.Client, rawURL string) Result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
@@ -91,7 +91,7 @@ func TestClientBlocksForbiddenAddresses(t *testing.T) {
 	for _, u := range urls {
 		t.Run(u, func(t *testing.T) {
 			before := blocked.Load()
-			r := get(t, client, u)
+			r := getThrough(t, client, u)
 			if strings.Contains(r.Message, "address family not supported") {
 				t.Skip("no IPv6 on this machine")
 			}
@@ -133,7 +133,7 @@ func TestClientLoopback(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.opts.dialed = onlyLoopback(t)
 			before := hits.Load()
-			r := get(t, NewHTTPClient(tc.opts), srv.URL)
+			r := getThrough(t, NewHTTPClient(tc.opts), srv.URL)
 			if r.Outcome != tc.want {
 				t.Fatalf("outcome %s (%s %s), want %s", r.Outcome, r.ErrorClass, r.Message, tc.want)
 			}
@@ -154,10 +154,10 @@ func TestClientFakeResolverIsUsed(t *testing.T) {
 	resolver := newFakeResolver(t, map[string][]string{"sink.test": {"127.0.0.1"}})
 	target := "http://sink.test:" + strconv.Itoa(port) + "/"
 
-	if r := get(t, NewHTTPClient(ClientOptions{Resolver: resolver, AllowPrivate: true, dialed: onlyLoopback(t)}), target); r.Outcome != Succeeded {
+	if r := getThrough(t, NewHTTPClient(ClientOptions{Resolver: resolver, AllowPrivate: true, dialed: onlyLoopback(t)}), target); r.Outcome != Succeeded {
 		t.Fatalf("allow private: %s %s", r.Outcome, r.Message)
 	}
-	if r := get(t, NewHTTPClient(ClientOptions{Resolver: resolver, dialed: onlyLoopback(t)}), target); r.ErrorClass != ClassBlocked {
+	if r := getThrough(t, NewHTTPClient(ClientOptions{Resolver: resolver, dialed: onlyLoopback(t)}), target); r.ErrorClass != ClassBlocked {
 		t.Fatalf("strict: %s %s, want blocked", r.Outcome, r.ErrorClass)
 	}
 }
@@ -179,7 +179,7 @@ func TestClientDNSRebinding(t *testing.T) {
 	if err := opts.CheckURL(t.Context(), "config.url", "https://rebind.test/hook"); err != nil {
 		t.Fatalf("save-time check of the public answer: %v", err)
 	}
-	if r := get(t, NewHTTPClient(opts), "http://rebind.test/hook"); r.ErrorClass != ClassBlocked {
+	if r := getThrough(t, NewHTTPClient(opts), "http://rebind.test/hook"); r.ErrorClass != ClassBlocked {
 		t.Fatalf("got %s/%s (%s), want blocked", r.Outcome, r.ErrorClass, r.Message)
 	}
 }
@@ -237,7 +237,7 @@ func TestClientIgnoresProxyAndRedirects(t *testing.T) {
 	if tr, ok := client.Transport.(*http.Transport); !ok || tr.Proxy != nil {
 		t.Fatal("transport has a Proxy func")
 	}
-	r := get(t, client, "http://sink.test:"+u.Port()+"/start")
+	r := getThrough(t, client, "http://sink.test:"+u.Port()+"/start")
 	if r.Outcome != Permanent || r.ErrorClass != ClassRedirect || r.StatusCode != http.StatusFound {
 		t.Fatalf("got %s/%s %d, want permanent/redirect 302", r.Outcome, r.ErrorClass, r.StatusCode)
 	}

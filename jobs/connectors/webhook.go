@@ -48,13 +48,13 @@ var reservedHeaders = []string{
 // (whsec_…), and during a rotation previous_signing_secret with previous_expires_at:
 // until then every message carries both signatures.
 type Webhook struct {
-	net ClientOptions
-	now func() time.Time
+	policy ClientOptions
+	now    func() time.Time
 }
 
 // NewWebhook returns the webhook connector; opts is the network policy that
 // ValidateConfig applies to config.url.
-func NewWebhook(opts ClientOptions) *Webhook { return &Webhook{net: opts, now: time.Now} }
+func NewWebhook(opts ClientOptions) *Webhook { return &Webhook{policy: opts, now: time.Now} }
 
 // Kind returns "webhook".
 func (*Webhook) Kind() string { return "webhook" }
@@ -91,7 +91,7 @@ func (w *Webhook) ValidateConfig(config json.RawMessage, creds Credentials) erro
 	if err != nil {
 		return err
 	}
-	if err := w.net.CheckURL(context.Background(), "config.url", cfg.URL); err != nil {
+	if err := w.policy.CheckURL(context.Background(), "config.url", cfg.URL); err != nil {
 		return err
 	}
 	_, err = parseWebhookSecrets(creds)
@@ -244,6 +244,9 @@ func (c webhookConfig) sensitiveValues() []string {
 		for _, hint := range []string{"auth", "token", "key", "secret", "signature", "cookie", "password"} {
 			if strings.Contains(n, hint) {
 				vs = append(vs, value)
+				if _, cred, ok := strings.Cut(value, " "); ok { // "Bearer <token>"
+					vs = append(vs, strings.TrimSpace(cred))
+				}
 				break
 			}
 		}
