@@ -62,8 +62,8 @@ func Open(ctx context.Context, cfg Config) (*bun.DB, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open postgres: %w", err)
 		}
-		sqldb.SetMaxOpenConns(orDefault(cfg.MaxOpenConns, 32))
-		sqldb.SetMaxIdleConns(orDefault(cfg.MaxOpenConns, 32))
+		sqldb.SetMaxOpenConns(orDefault(cfg.MaxOpenConns, 64))
+		sqldb.SetMaxIdleConns(orDefault(cfg.MaxOpenConns, 64))
 		bdb = bun.NewDB(sqldb, pgdialect.New())
 	} else {
 		path, err := sqlitePath(cfg)

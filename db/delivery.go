@@ -57,20 +57,22 @@ func (s *Store) DeliveryByID(ctx context.Context, workspaceID, id string) (*Deli
 // other worker attempts it meanwhile. A crashed worker's lease simply runs out.
 func (s *Store) ClaimDelivery(ctx context.Context, workspaceID, id string, leaseUntil time.Time) (*Delivery, error) {
 	now := s.now()
-	res, err := s.db.NewUpdate().Model((*Delivery)(nil)).
+	var claimed []*Delivery
+	err := s.db.NewUpdate().Model((*Delivery)(nil)).
 		Set("lease_until = ?", leaseUntil.UTC()).
 		Where("workspace_id = ? AND id = ?", workspaceID, id).
 		Where("status IN (?)", bun.In(inFlight)).
 		Where("next_attempt_at IS NOT NULL AND next_attempt_at <= ?", now).
 		Where("(lease_until IS NULL OR lease_until < ?)", now).
-		Exec(ctx)
-	if err := affectedOne(res, err); err != nil {
-		if errors.Is(err, ErrNotFound) {
-			return nil, ErrNotClaimable
-		}
-		return nil, err
+		Returning("*").
+		Scan(ctx, &claimed)
+	if err != nil {
+		return nil, translate(err)
 	}
-	return s.DeliveryByID(ctx, workspaceID, id)
+	if len(claimed) == 0 {
+		return nil, ErrNotClaimable
+	}
+	return claimed[0], nil
 }
 
 // RecordAttempt appends the attempt and writes the delivery's new state (status, counts,

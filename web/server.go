@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fanout-dev/fanout/handlers"
+	"github.com/hibiken/asynq"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +21,10 @@ import (
 type Config struct {
 	Log      *slog.Logger
 	Registry *prometheus.Registry
+	// BaseURL is the public URL of the dashboard (FANOUT_BASE_URL); https makes cookies Secure.
+	BaseURL string
+	// QueueRedis is the queue's Redis, for the operators' queue monitor at /admin/queues.
+	QueueRedis asynq.RedisConnOpt
 }
 
 // New builds the Echo instance with middleware and every route.
@@ -57,8 +62,28 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			_ = c.NoContent(apiErr.Status)
 			return
 		}
+		if wantsHTML(c) {
+			rid := c.Response().Header().Get(echo.HeaderXRequestID)
+			if err := handlers.RenderError(c, apiErr, rid); err != nil {
+				log.Error("render error page", "request_id", rid, "err", err)
+			}
+			return
+		}
 		_ = c.JSON(apiErr.Status, map[string]*handlers.Error{"error": apiErr})
 	}
+}
+
+// wantsHTML reports whether an error should be answered with an HTML page: every path
+// but the JSON API and the operations endpoints.
+func wantsHTML(c echo.Context) bool {
+	p := c.Request().URL.Path
+	switch {
+	case p == "/v1" || strings.HasPrefix(p, "/v1/"), p == "/healthz", p == "/readyz", p == "/metrics":
+		return false
+	case strings.HasPrefix(p, QueuesPath+"/api/"):
+		return false
+	}
+	return true
 }
 
 // fromEcho maps Echo's own errors (unknown route, wrong method, body too large).

@@ -73,7 +73,7 @@ func openApp(ctx context.Context, cfg Config, log *slog.Logger, embeddedRedisOK,
 	a.engine = (&jobs.Engine{
 		Store: a.store, Queue: queue, Connectors: connectors.DefaultWith(netPolicy), Keyring: keyring,
 		Log: log, Metrics: metrics, HTTP: connectors.NewHTTPClient(netPolicy),
-		PerConnection: max(1, cfg.Concurrency/4),
+		PerConnection: max(1, cfg.Concurrency/2),
 	}).Init()
 	a.handlers = &handlers.Handlers{
 		Store: a.store, Queue: queue, Engine: a.engine, Connectors: a.engine.Connectors, Keyring: keyring,
@@ -117,7 +117,7 @@ func (a *App) Close() {
 
 // runWeb serves HTTP until ctx ends, then stops accepting and lets requests finish.
 func (a *App) runWeb(ctx context.Context, ln net.Listener) error {
-	e := web.New(web.Config{Log: a.log, Registry: a.registry}, a.handlers)
+	e := web.New(web.Config{Log: a.log, Registry: a.registry, BaseURL: a.cfg.BaseURL, QueueRedis: a.redis.Opt}, a.handlers)
 	srv := &http.Server{
 		Handler: e, ReadHeaderTimeout: web.ReadHeaderTimeout, ReadTimeout: web.ReadTimeout,
 		WriteTimeout: web.WriteTimeout, IdleTimeout: web.IdleTimeout, MaxHeaderBytes: 64 << 10,

@@ -249,7 +249,9 @@ func TestCrashMidFanOutLosesNothing(t *testing.T) {
 	shared := dbtest.PostgresURL() != "" && jobstest.RedisURL() != ""
 	d := newDeployment(t, shared)
 	sink := jobstest.NewSink(t)
-	sink.SetRespond(func(int, *http.Request) jobstest.Reply { return jobstest.Reply{Status: 200, Delay: 5 * time.Millisecond} })
+	sink.SetRespond(func(int, *http.Request) jobstest.Reply {
+		return jobstest.Reply{Status: 200, Delay: 5 * time.Millisecond}
+	})
 
 	var serve *exec.Cmd
 	if shared {
@@ -295,7 +297,9 @@ func TestCrashMidFanOutLosesNothing(t *testing.T) {
 func TestSIGTERMFinishesInFlightAndExitsZero(t *testing.T) {
 	d := newDeployment(t, false)
 	sink := jobstest.NewSink(t)
-	sink.SetRespond(func(int, *http.Request) jobstest.Reply { return jobstest.Reply{Status: 200, Delay: 1500 * time.Millisecond} })
+	sink.SetRespond(func(int, *http.Request) jobstest.Reply {
+		return jobstest.Reply{Status: 200, Delay: 1500 * time.Millisecond}
+	})
 	serve := d.start(t, "serve")
 	d.waitReady(t)
 	k := d.setupRoute(t, sink)
