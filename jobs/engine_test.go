@@ -391,7 +391,9 @@ func TestSlowDestinationDoesNotHoldOthers(t *testing.T) {
 		Actions: []*db.RuleAction{{ConnectionID: fastConn.ID, Action: "webhook.post", TimeoutMS: 1000}}}); err != nil {
 		t.Fatal(err)
 	}
-	f.sink.SetRespond(func(int, *http.Request) jobstest.Reply { return jobstest.Reply{Status: 200, Delay: 2500 * time.Millisecond} })
+	f.sink.SetRespond(func(int, *http.Request) jobstest.Reply {
+		return jobstest.Reply{Status: 200, Delay: 2500 * time.Millisecond}
+	})
 	const n = 20
 	start := time.Now()
 	for i := 0; i < n; i++ {
