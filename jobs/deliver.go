@@ -18,6 +18,10 @@ import (
 // its share of workers. It is not a failure (see IsFailure) and costs no attempt.
 var errConnectionBusy = errors.New("connection busy")
 
+// leaseGrace is how long past its timeout an attempt may take to be recorded before
+// another worker may take the delivery over (a crashed worker's deliveries wait this long).
+const leaseGrace = 15 * time.Second
+
 // maxRateLimitedAttempts stops a destination that answers 429 forever from keeping a
 // delivery alive forever: past this many attempts, a 429 counts as a failure.
 const maxRateLimitedAttempts = 200
@@ -51,7 +55,7 @@ func (e *Engine) HandleDeliver(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("load rule action %s: %w", d.RuleActionID, err)
 	}
 	timeout := attemptTimeout(act)
-	d, err = e.Store.ClaimDelivery(ctx, d.WorkspaceID, d.ID, e.Store.Now().Add(timeout+30*time.Second))
+	d, err = e.Store.ClaimDelivery(ctx, d.WorkspaceID, d.ID, e.Store.Now().Add(timeout+leaseGrace))
 	if errors.Is(err, db.ErrNotClaimable) {
 		return nil
 	}

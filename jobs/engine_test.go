@@ -313,7 +313,7 @@ func TestReconcilerRecoversLostQueueEntries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &jobs.Reconciler{Engine: f.env.Engine, Every: time.Hour, Batch: 100}
+	rec := &jobs.Reconciler{Engine: f.env.Engine, Queue: f.env.Queue, Every: time.Hour, Batch: 100}
 	if n := rec.Pass(ctx, 0); n != 1 {
 		t.Errorf("reconciler enqueued %d tasks, want 1", n)
 	}

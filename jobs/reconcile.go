@@ -10,6 +10,7 @@ import (
 // to run in every worker process at once: task ids make re-enqueueing idempotent.
 type Reconciler struct {
 	Engine *Engine
+	Queue  *Queue
 	// Every is the period between passes.
 	Every time.Duration
 	// Grace is how overdue work must be before it counts as lost.
@@ -43,7 +44,7 @@ func (r *Reconciler) Pass(ctx context.Context, grace time.Duration) int {
 		e.Log.Warn("reconcile: list unrouted events", "err", err)
 	}
 	for _, ev := range events {
-		if err := e.Queue.EnqueueRoute(ctx, ev.WorkspaceID, ev.ID); err != nil {
+		if err := r.Queue.RequeueRoute(ctx, ev.WorkspaceID, ev.ID); err != nil {
 			e.Log.Warn("reconcile: enqueue route", "event_id", ev.ID, "err", err)
 			return n
 		}
@@ -53,9 +54,8 @@ func (r *Reconciler) Pass(ctx context.Context, grace time.Duration) int {
 	if err != nil {
 		e.Log.Warn("reconcile: list due deliveries", "err", err)
 	}
-	now := e.Store.Now()
 	for _, d := range ds {
-		if err := e.Queue.EnqueueDelivery(ctx, d, now, QueueDefault); err != nil {
+		if err := r.Queue.RequeueDelivery(ctx, d); err != nil {
 			e.Log.Warn("reconcile: enqueue delivery", "delivery_id", d.ID, "err", err)
 			return n
 		}

@@ -59,7 +59,7 @@ func NewDeliverTask(workspaceID, deliveryID string, attempt, replay int, queue s
 	b, _ := json.Marshal(DeliverPayload{WorkspaceID: workspaceID, DeliveryID: deliveryID})
 	opts := []asynq.Option{
 		asynq.Queue(queue), asynq.MaxRetry(infraRetries),
-		asynq.TaskID(fmt.Sprintf("%s:%d:%d", deliveryID, attempt, replay)),
+		asynq.TaskID(deliverTaskID(deliveryID, attempt, replay)),
 		asynq.Timeout(timeout + 30*time.Second),
 	}
 	if time.Until(at) > 0 {
@@ -68,4 +68,8 @@ func NewDeliverTask(workspaceID, deliveryID string, attempt, replay int, queue s
 		opts = append(opts, asynq.ProcessAt(at.Truncate(time.Second).Add(time.Second)))
 	}
 	return asynq.NewTask(TypeDeliver, b, opts...)
+}
+
+func deliverTaskID(deliveryID string, attempt, replay int) string {
+	return fmt.Sprintf("%s:%d:%d", deliveryID, attempt, replay)
 }

@@ -31,6 +31,7 @@ type App struct {
 	store    *db.Store
 	redis    *jobs.Redis
 	client   *asynq.Client
+	queue    *jobs.Queue
 	engine   *jobs.Engine
 	registry *prometheus.Registry
 	handlers *handlers.Handlers
@@ -66,7 +67,8 @@ func openApp(ctx context.Context, cfg Config, log *slog.Logger, embeddedRedisOK,
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := jobs.NewMetrics(a.registry)
 	jobs.QueueDepth(a.registry, asynq.NewInspector(redis.Opt))
-	queue := jobs.NewQueue(a.client)
+	a.queue = jobs.NewQueue(a.client, asynq.NewInspector(redis.Opt))
+	queue := a.queue
 	netPolicy := connectors.ClientOptions{
 		AllowPrivate: cfg.AllowPrivateNetworks, AllowCIDRs: cfg.AllowCIDRs, OnBlock: metrics.SSRFBlocked.Inc,
 	}
@@ -144,7 +146,7 @@ func (a *App) runWorker(ctx context.Context) error {
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
-	rec := &jobs.Reconciler{Engine: a.engine, Every: a.cfg.ReconcileEvery, Grace: 5 * time.Second, Batch: 1000}
+	rec := &jobs.Reconciler{Engine: a.engine, Queue: a.queue, Every: a.cfg.ReconcileEvery, Grace: 5 * time.Second, Batch: 1000}
 	var wg sync.WaitGroup
 	rctx, stopReconciler := context.WithCancel(context.Background())
 	wg.Add(1)

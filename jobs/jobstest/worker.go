@@ -41,7 +41,7 @@ func Start(tb testing.TB, store *db.Store, dbIndex int) *Env {
 	client := asynq.NewClient(r)
 	tb.Cleanup(func() { client.Close() })
 	net := connectors.ClientOptions{AllowPrivate: true}
-	env := &Env{Store: store, Queue: jobs.NewQueue(client), Redis: r, Keyring: keyring}
+	env := &Env{Store: store, Queue: jobs.NewQueue(client, asynq.NewInspector(r)), Redis: r, Keyring: keyring}
 	env.Engine = (&jobs.Engine{
 		Store: store, Queue: env.Queue, Connectors: connectors.DefaultWith(net), Keyring: keyring,
 		HTTP: connectors.NewHTTPClient(net), Log: Logger(tb), PerConnection: 2,
