@@ -13,7 +13,8 @@ import (
 	"strings"
 
 	"github.com/fanout-dev/fanout/db/migrations"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
 	"github.com/uptrace/bun/dialect/sqlitedialect"
@@ -58,10 +59,15 @@ func Open(ctx context.Context, cfg Config) (*bun.DB, error) {
 	}
 	var bdb *bun.DB
 	if cfg.IsPostgres() {
-		sqldb, err := sql.Open("pgx", cfg.URL)
+		pgcfg, err := pgx.ParseConfig(cfg.URL)
 		if err != nil {
-			return nil, fmt.Errorf("open postgres: %w", err)
+			return nil, fmt.Errorf("FANOUT_DATABASE_URL: %w", err)
 		}
+		// bun renders arguments into the SQL text, so every statement is new to the
+		// server: preparing and caching them (pgx's default) costs a round trip each and
+		// never hits. The simple protocol sends each statement once.
+		pgcfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+		sqldb := stdlib.OpenDB(*pgcfg)
 		sqldb.SetMaxOpenConns(orDefault(cfg.MaxOpenConns, 64))
 		sqldb.SetMaxIdleConns(orDefault(cfg.MaxOpenConns, 64))
 		bdb = bun.NewDB(sqldb, pgdialect.New())

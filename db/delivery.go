@@ -15,8 +15,8 @@ var ErrNotClaimable = errors.New("delivery not claimable")
 var inFlight = []string{DeliveryPending, DeliveryRetrying}
 
 // RouteEvent creates the event's deliveries (skipping any that exist: routing may run
-// twice) and marks the event routed, in one transaction. It returns the event's deliveries
-// that still wait for their first attempt.
+// twice) and marks the event routed, in one transaction. It returns the deliveries it
+// created.
 func (s *Store) RouteEvent(ctx context.Context, workspaceID, eventID string, ds []*Delivery) ([]*Delivery, error) {
 	var pending []*Delivery
 	err := s.InTx(ctx, func(tx *Store) error {
@@ -29,7 +29,10 @@ func (s *Store) RouteEvent(ctx context.Context, workspaceID, eventID string, ds 
 			d.CreatedAt, d.UpdatedAt = now, now
 		}
 		if len(ds) > 0 {
-			if _, err := tx.db.NewInsert().Model(&ds).On("CONFLICT (event_id, rule_action_id) DO NOTHING").Exec(ctx); err != nil {
+			// RETURNING lists only the rows this call created: a second routing of the
+			// same event queues nothing new (the reconciler covers lost queue entries).
+			if err := tx.db.NewInsert().Model(&ds).On("CONFLICT (event_id, rule_action_id) DO NOTHING").
+				Returning("id, workspace_id, attempt_count, replay_count").Scan(ctx, &pending); err != nil {
 				return fmt.Errorf("create deliveries: %w", translate(err))
 			}
 		}
@@ -37,9 +40,7 @@ func (s *Store) RouteEvent(ctx context.Context, workspaceID, eventID string, ds 
 			Where("workspace_id = ? AND id = ? AND routed_at IS NULL", workspaceID, eventID).Exec(ctx); err != nil {
 			return fmt.Errorf("mark event routed: %w", err)
 		}
-		return tx.db.NewSelect().Model(&pending).
-			Where("workspace_id = ? AND event_id = ? AND status = ? AND attempt_count = 0", workspaceID, eventID, DeliveryPending).
-			Scan(ctx)
+		return nil
 	})
 	return pending, err
 }
@@ -48,6 +49,18 @@ func (s *Store) RouteEvent(ctx context.Context, workspaceID, eventID string, ds 
 func (s *Store) DeliveryByID(ctx context.Context, workspaceID, id string) (*Delivery, error) {
 	d := new(Delivery)
 	if err := s.db.NewSelect().Model(d).Where("workspace_id = ? AND id = ?", workspaceID, id).Scan(ctx); err != nil {
+		return nil, translate(err)
+	}
+	return d, nil
+}
+
+// DeliveryForAttempt loads a delivery with its event, rule action and connection in one
+// query. Connection is nil when the connection was deleted.
+func (s *Store) DeliveryForAttempt(ctx context.Context, workspaceID, id string) (*Delivery, error) {
+	d := new(Delivery)
+	err := s.db.NewSelect().Model(d).Relation("Event").Relation("RuleAction").Relation("Connection").
+		Where("delivery.workspace_id = ? AND delivery.id = ?", workspaceID, id).Scan(ctx)
+	if err != nil {
 		return nil, translate(err)
 	}
 	return d, nil

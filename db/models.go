@@ -182,6 +182,11 @@ type Delivery struct {
 	UpdatedAt      time.Time  `bun:"updated_at,notnull" json:"updated_at"`
 
 	Attempts []*Attempt `bun:"rel:has-many,join:id=delivery_id" json:"attempts,omitempty"`
+
+	// Loaded together by DeliveryForAttempt, so an attempt starts with one query.
+	Event      *Event      `bun:"rel:belongs-to,join:event_id=id" json:"-"`
+	RuleAction *RuleAction `bun:"rel:belongs-to,join:rule_action_id=id" json:"-"`
+	Connection *Connection `bun:"rel:belongs-to,join:connection_id=id" json:"-"`
 }
 
 // IsFinal reports whether the delivery will not be attempted again without a replay.

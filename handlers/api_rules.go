@@ -71,6 +71,7 @@ func (h *Handlers) CreateRule(c echo.Context) error {
 	if err := h.Store.CreateRule(ctx, r); err != nil {
 		return err
 	}
+	h.Engine.InvalidateRules(r.WorkspaceID)
 	return c.JSON(http.StatusCreated, r)
 }
 
@@ -92,6 +93,7 @@ func (h *Handlers) UpdateRule(c echo.Context) error {
 	if err := h.Store.UpdateRule(ctx, r); err != nil {
 		return err
 	}
+	h.Engine.InvalidateRules(r.WorkspaceID)
 	return c.JSON(http.StatusOK, r)
 }
 
@@ -100,6 +102,7 @@ func (h *Handlers) DeleteRule(c echo.Context) error {
 	if err := h.Store.DeleteRule(c.Request().Context(), workspaceID(c), c.Param("id")); err != nil {
 		return err
 	}
+	h.Engine.InvalidateRules(workspaceID(c))
 	return c.NoContent(http.StatusNoContent)
 }
 

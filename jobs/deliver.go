@@ -34,14 +34,15 @@ func (e *Engine) HandleDeliver(ctx context.Context, t *asynq.Task) error {
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return fmt.Errorf("decode delivery payload: %v: %w", err, asynq.SkipRetry)
 	}
-	d, err := e.Store.DeliveryByID(ctx, p.WorkspaceID, p.DeliveryID)
+	d, err := e.Store.DeliveryForAttempt(ctx, p.WorkspaceID, p.DeliveryID)
 	if errors.Is(err, db.ErrNotFound) {
 		return fmt.Errorf("delivery %s: %w", p.DeliveryID, asynq.SkipRetry)
 	}
 	if err != nil {
 		return fmt.Errorf("load delivery %s: %w", p.DeliveryID, err)
 	}
-	if d.IsFinal() {
+	if d.IsFinal() || d.RuleAction == nil || d.Event == nil {
+		// Rule actions and events are never deleted while their deliveries exist.
 		return nil
 	}
 	release, ok := e.slots.acquire(d.ConnectionID)
@@ -50,19 +51,16 @@ func (e *Engine) HandleDeliver(ctx context.Context, t *asynq.Task) error {
 	}
 	defer release()
 
-	act, err := e.Store.RuleActionByID(ctx, d.WorkspaceID, d.RuleActionID)
-	if err != nil {
-		return fmt.Errorf("load rule action %s: %w", d.RuleActionID, err)
-	}
-	timeout := attemptTimeout(act)
-	d, err = e.Store.ClaimDelivery(ctx, d.WorkspaceID, d.ID, e.Store.Now().Add(timeout+leaseGrace))
+	timeout := attemptTimeout(d.RuleAction)
+	claimed, err := e.Store.ClaimDelivery(ctx, d.WorkspaceID, d.ID, e.Store.Now().Add(timeout+leaseGrace))
 	if errors.Is(err, db.ErrNotClaimable) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("claim delivery %s: %w", p.DeliveryID, err)
 	}
-	return e.attempt(ctx, d, act, timeout)
+	claimed.Event, claimed.RuleAction, claimed.Connection = d.Event, d.RuleAction, d.Connection
+	return e.attempt(ctx, claimed, timeout)
 }
 
 func attemptTimeout(a *db.RuleAction) time.Duration {
@@ -76,18 +74,16 @@ func attemptTimeout(a *db.RuleAction) time.Duration {
 	return t
 }
 
-// attempt sends the claimed delivery once and records the outcome.
-func (e *Engine) attempt(ctx context.Context, d *db.Delivery, act *db.RuleAction, timeout time.Duration) error {
+// attempt sends the claimed delivery once and records the outcome. d carries its event,
+// rule action and connection (nil when deleted).
+func (e *Engine) attempt(ctx context.Context, d *db.Delivery, timeout time.Duration) error {
+	act, conn, ev := d.RuleAction, d.Connection, d.Event
 	policy, err := rules.ParseRetryPolicy(act.Retry)
 	if err != nil {
 		policy = rules.DefaultRetryPolicy()
 	}
-	conn, err := e.Store.ConnectionByID(ctx, d.WorkspaceID, d.ConnectionID)
-	if errors.Is(err, db.ErrNotFound) {
+	if conn == nil {
 		return e.finish(ctx, d, policy, nil, connectors.Result{Outcome: connectors.Permanent, ErrorClass: connectors.ClassConfig, Message: "connection was deleted"})
-	}
-	if err != nil {
-		return fmt.Errorf("load connection: %w", err)
 	}
 	if conn.Status != db.ConnectionActive {
 		// A disabled or disconnected destination holds its deliveries without using
@@ -97,10 +93,6 @@ func (e *Engine) attempt(ctx context.Context, d *db.Delivery, act *db.RuleAction
 	connector, ok := e.Connectors.Get(conn.Kind)
 	if !ok {
 		return e.finish(ctx, d, policy, nil, connectors.Result{Outcome: connectors.Permanent, ErrorClass: connectors.ClassConfig, Message: "unknown connector kind " + conn.Kind})
-	}
-	ev, err := e.Store.EventByID(ctx, d.WorkspaceID, d.EventID)
-	if err != nil {
-		return fmt.Errorf("load event: %w", err)
 	}
 	creds, err := OpenCredentials(e.Keyring, conn)
 	if err != nil {

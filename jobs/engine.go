@@ -33,8 +33,16 @@ type Engine struct {
 	PerConnection int
 
 	slots *slots
+	rules *ruleCache
 	rand  func() float64
 }
+
+// RulesTTL bounds how long a process routes with a workspace's rules after another
+// process changed them; changes made through this process apply at once.
+const RulesTTL = time.Second
+
+// InvalidateRules makes the next event of the workspace load its rules afresh.
+func (e *Engine) InvalidateRules(workspaceID string) { e.rules.invalidate(workspaceID) }
 
 // Init fills defaults; call it once before serving.
 func (e *Engine) Init() *Engine {
@@ -48,6 +56,7 @@ func (e *Engine) Init() *Engine {
 		e.Metrics = NewMetrics(nil)
 	}
 	e.slots = newSlots(e.PerConnection)
+	e.rules = newRuleCache(RulesTTL)
 	e.rand = rand.Float64
 	return e
 }

@@ -112,7 +112,9 @@ func (e *Engine) HandleRoute(ctx context.Context, t *asynq.Task) error {
 
 // plan lists the deliveries an event needs, without storing them.
 func (e *Engine) plan(ctx context.Context, ev *db.Event) ([]*db.Delivery, error) {
-	rs, err := e.Store.ListRules(ctx, ev.WorkspaceID, db.RuleFilter{EnabledOnly: true})
+	rs, err := e.rules.get(ctx, ev.WorkspaceID, func(ctx context.Context) ([]*db.Rule, error) {
+		return e.Store.ListRules(ctx, ev.WorkspaceID, db.RuleFilter{EnabledOnly: true})
+	})
 	if err != nil {
 		return nil, fmt.Errorf("load rules: %w", err)
 	}
