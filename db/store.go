@@ -18,7 +18,9 @@ type Store struct {
 
 // New wraps an open database.
 func New(bdb *bun.DB) *Store {
-	return &Store{db: bdb, raw: bdb, now: func() time.Time { return time.Now().UTC() }}
+	// Both databases keep microseconds: times handed out are truncated alike, so a row
+	// read back equals the one written.
+	return &Store{db: bdb, raw: bdb, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
 }
 
 // DB returns the underlying database (for health checks and tests).

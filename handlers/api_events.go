@@ -10,6 +10,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"regexp"
 	"strings"
 	"time"
@@ -28,7 +29,8 @@ type eventInput struct {
 	Type           string          `json:"type"`
 	Data           json.RawMessage `json:"data"`
 	ID             string          `json:"id,omitempty"`
-	OccurredAt     *time.Time      `json:"occurred_at,omitempty"`
+	OccurredAt     string          `json:"occurred_at,omitempty"`
+	occurredAt     time.Time       // OccurredAt parsed, or the CloudEvent's time
 	Source         string          `json:"-"`
 	IdempotencyKey string          `json:"-"`
 	Hash           string          `json:"-"`
@@ -94,7 +96,9 @@ func (h *Handlers) IngestBatch(c echo.Context) error {
 		if err != nil {
 			apiErr, ok := AsError(err)
 			if !ok {
-				return err
+				// Earlier items are already stored: answer per item, never a bare 500.
+				h.Log.Error("batch item failed", "index", i, "err", err)
+				apiErr = newError(http.StatusInternalServerError, "internal", "this event could not be stored; retry it")
 			}
 			results[i].Status, results[i].Error, allOK = apiErr.Status, apiErr, false
 			continue
@@ -151,8 +155,8 @@ func (h *Handlers) storeEvent(c echo.Context, in *eventInput) (*db.Event, bool, 
 		WorkspaceID: workspaceID(c), Type: in.Type, Data: in.Data, Source: in.Source,
 		ExternalID: in.ID, RequestHash: in.Hash,
 	}
-	if in.OccurredAt != nil {
-		ev.OccurredAt = in.OccurredAt.UTC()
+	if !in.occurredAt.IsZero() {
+		ev.OccurredAt = in.occurredAt.UTC()
 	}
 	if in.IdempotencyKey != "" {
 		ev.IdempotencyKey = &in.IdempotencyKey
@@ -224,6 +228,13 @@ func validateEvent(in *eventInput) error {
 	case !isJSONObject(in.Data):
 		return invalid("data", "must be a JSON object")
 	}
+	if in.OccurredAt != "" {
+		t, err := time.Parse(time.RFC3339Nano, in.OccurredAt)
+		if err != nil {
+			return invalid("occurred_at", "must be an RFC 3339 timestamp (2026-01-02T15:04:05Z)")
+		}
+		in.occurredAt = t
+	}
 	return nil
 }
 
@@ -254,7 +265,43 @@ func decodeStrict(body []byte, v any) error {
 	if dec.More() {
 		return badRequest("malformed JSON: unexpected data after the first value")
 	}
+	if hasNUL(reflect.ValueOf(v)) {
+		return badRequest("strings must not contain NUL (\\u0000)")
+	}
 	return nil
+}
+
+// hasNUL reports whether any decoded string in v holds a NUL character, which neither
+// database stores. Raw JSON (event data) is kept as text and may contain \u0000 escapes.
+func hasNUL(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.String:
+		return strings.IndexByte(v.String(), 0) >= 0
+	case reflect.Pointer, reflect.Interface:
+		return !v.IsNil() && hasNUL(v.Elem())
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() && hasNUL(v.Field(i)) {
+				return true
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return false // json.RawMessage
+		}
+		for i := range v.Len() {
+			if hasNUL(v.Index(i)) {
+				return true
+			}
+		}
+	case reflect.Map:
+		for it := v.MapRange(); it.Next(); {
+			if hasNUL(it.Key()) || hasNUL(it.Value()) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func jsonKind(goKind string) string {

@@ -282,8 +282,8 @@ func (h *Handlers) TestRules(c echo.Context) error {
 		return prefixField(err, "event.")
 	}
 	ev := &db.Event{ID: "evt_sample", Type: in.Type, Data: in.Data, OccurredAt: h.Store.Now()}
-	if in.OccurredAt != nil {
-		ev.OccurredAt = *in.OccurredAt
+	if !in.occurredAt.IsZero() {
+		ev.OccurredAt = in.occurredAt
 	}
 	rs, err := h.Store.ListRules(c.Request().Context(), workspaceID(c), db.RuleFilter{})
 	if err != nil {

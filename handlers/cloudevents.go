@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"mime"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -67,6 +69,9 @@ type ceAttrs struct {
 }
 
 func (a ceAttrs) event(data json.RawMessage, hash string) (*eventInput, error) {
+	if strings.IndexByte(a.specversion+a.typ+a.id+a.source+a.time, 0) >= 0 {
+		return nil, badRequest("strings must not contain NUL (\\u0000)")
+	}
 	switch {
 	case a.specversion == "":
 		return nil, invalid("specversion", "is required (CloudEvents 1.0)")
@@ -81,14 +86,15 @@ func (a ceAttrs) event(data json.RawMessage, hash string) (*eventInput, error) {
 	}
 	in := &eventInput{
 		Type: a.typ, Data: data, ID: a.id, Source: a.source, Hash: hash,
-		IdempotencyKey: "ce:" + a.source + "\x00" + a.id,
+		// The source's length keeps (source, id) pairs apart without a separator byte.
+		IdempotencyKey: "ce:" + strconv.Itoa(len(a.source)) + ":" + a.source + a.id,
 	}
 	if a.time != "" {
 		t, err := time.Parse(time.RFC3339Nano, a.time)
 		if err != nil {
 			return nil, invalid("time", "must be an RFC 3339 timestamp")
 		}
-		in.OccurredAt = &t
+		in.occurredAt = t
 	}
 	return in, validateEvent(in)
 }

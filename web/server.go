@@ -32,6 +32,7 @@ func New(cfg Config, h *handlers.Handlers) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(cfg.Log)
+	e.Pre(refuseNUL)
 	e.Use(middleware.RequestID())
 	e.Use(accessLog(cfg.Log))
 	e.Use(middleware.Recover())
@@ -133,3 +134,15 @@ const (
 	WriteTimeout      = 60 * time.Second
 	IdleTimeout       = 120 * time.Second
 )
+
+// refuseNUL answers 400 for a NUL byte in the path or query: no id or filter holds one,
+// and neither database would store it.
+func refuseNUL(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		u := c.Request().URL
+		if strings.IndexByte(u.Path, 0) >= 0 || strings.Contains(strings.ToLower(u.RawQuery), "%00") {
+			return &handlers.Error{Status: http.StatusBadRequest, Code: "bad_request", Message: "the URL must not contain NUL (%00)"}
+		}
+		return next(c)
+	}
+}
