@@ -37,11 +37,14 @@ type eventInput struct {
 }
 
 // IngestEvent stores one event and answers 202 once it is durable. It accepts plain
-// Fanout events and CloudEvents in structured and binary mode.
+// Fanout events and CloudEvents in structured, binary and batched mode.
 func (h *Handlers) IngestEvent(c echo.Context) error {
 	body, err := h.readBody(c)
 	if err != nil {
 		return err
+	}
+	if mediaType(c.Request()) == cloudEventsBatch {
+		return h.ingestItems(c, body)
 	}
 	in, err := parseEventRequest(c.Request(), body)
 	if err != nil {
@@ -60,27 +63,21 @@ func (h *Handlers) IngestEvent(c echo.Context) error {
 	return c.JSON(http.StatusAccepted, map[string]any{"id": ev.ID, "duplicate": dup, "received_at": ev.ReceivedAt})
 }
 
-// IngestBatch stores up to 100 events. Valid items are stored even when others are not:
-// 202 when all were accepted, 207 with a result per item otherwise.
+// IngestBatch stores up to 100 events: {"events": [...]}, or a CloudEvents batch
+// (application/cloudevents-batch+json). Valid items are stored even when others are
+// not: 202 when all were accepted, 207 with a result per item otherwise.
 func (h *Handlers) IngestBatch(c echo.Context) error {
 	body, err := h.readBody(c)
 	if err != nil {
 		return err
 	}
-	if err := requireJSON(c.Request()); err != nil {
+	return h.ingestItems(c, body)
+}
+
+func (h *Handlers) ingestItems(c echo.Context, body []byte) error {
+	items, parse, err := batchItems(c.Request(), body)
+	if err != nil {
 		return err
-	}
-	var batch struct {
-		Events []json.RawMessage `json:"events"`
-	}
-	if err := decodeStrict(body, &batch); err != nil {
-		return err
-	}
-	switch {
-	case batch.Events == nil:
-		return invalid("events", "is required: a list of events")
-	case len(batch.Events) > maxBatch:
-		return invalid("events", "at most %d events per batch, got %d", maxBatch, len(batch.Events))
 	}
 	type itemResult struct {
 		Index  int    `json:"index"`
@@ -88,11 +85,11 @@ func (h *Handlers) IngestBatch(c echo.Context) error {
 		ID     string `json:"id,omitempty"`
 		Error  *Error `json:"error,omitempty"`
 	}
-	results := make([]itemResult, len(batch.Events))
+	results := make([]itemResult, len(items))
 	allOK := true
-	for i, raw := range batch.Events {
+	for i, raw := range items {
 		results[i] = itemResult{Index: i, Status: http.StatusAccepted}
-		ev, err := h.batchItem(c, raw)
+		ev, err := h.batchItem(c, raw, parse)
 		if err != nil {
 			apiErr, ok := AsError(err)
 			if !ok {
@@ -112,8 +109,45 @@ func (h *Handlers) IngestBatch(c echo.Context) error {
 	return c.JSON(status, map[string]any{"data": results})
 }
 
-func (h *Handlers) batchItem(c echo.Context, raw json.RawMessage) (*db.Event, error) {
-	in, err := parseEvent(raw)
+const cloudEventsBatch = "application/cloudevents-batch+json"
+
+// batchItems splits a batch body into its events and says how to parse each.
+func batchItems(r *http.Request, body []byte) ([]json.RawMessage, func([]byte) (*eventInput, error), error) {
+	var items []json.RawMessage
+	parse := parseEvent
+	switch mediaType(r) {
+	case cloudEventsBatch:
+		if err := decodeStrict(body, &items); err != nil {
+			return nil, nil, err
+		}
+		parse = parseStructuredCloudEvent
+	case "application/json":
+		var batch struct {
+			Events []json.RawMessage `json:"events"`
+		}
+		if err := decodeStrict(body, &batch); err != nil {
+			return nil, nil, err
+		}
+		if batch.Events == nil {
+			return nil, nil, invalid("events", "is required: a list of events")
+		}
+		items = batch.Events
+	default:
+		return nil, nil, unsupportedMediaType()
+	}
+	if len(items) > maxBatch {
+		return nil, nil, invalid("events", "at most %d events per batch, got %d", maxBatch, len(items))
+	}
+	return items, parse, nil
+}
+
+func mediaType(r *http.Request) string {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
+	return mt
+}
+
+func (h *Handlers) batchItem(c echo.Context, raw json.RawMessage, parse func([]byte) (*eventInput, error)) (*db.Event, error) {
+	in, err := parse(raw)
 	if err != nil {
 		return nil, err
 	}
@@ -179,8 +213,7 @@ func parseEventRequest(r *http.Request, body []byte) (*eventInput, error) {
 	if r.Header.Get("ce-specversion") != "" || r.Header.Get("ce-id") != "" {
 		return parseBinaryCloudEvent(r.Header, body)
 	}
-	mt, _, _ := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
-	switch mt {
+	switch mediaType(r) {
 	case "application/cloudevents+json":
 		return parseStructuredCloudEvent(body)
 	case "application/json":
@@ -191,12 +224,11 @@ func parseEventRequest(r *http.Request, body []byte) (*eventInput, error) {
 
 func unsupportedMediaType() *Error {
 	return newError(http.StatusUnsupportedMediaType, "unsupported_media_type",
-		"send Content-Type: application/json (or application/cloudevents+json, or a binary-mode CloudEvent)")
+		"send Content-Type: application/json (or application/cloudevents+json, application/cloudevents-batch+json, or a binary-mode CloudEvent)")
 }
 
 func requireJSON(r *http.Request) error {
-	mt, _, _ := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
-	if mt != "application/json" {
+	if mediaType(r) != "application/json" {
 		return unsupportedMediaType()
 	}
 	return nil

@@ -740,3 +740,41 @@ func TestNULBytes(t *testing.T) {
 		t.Errorf("data with NUL: %d %s", r.Status, r.Body)
 	}
 }
+
+func TestCloudEventsBatchMode(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t, apitest.Options{})
+	ws := env.Workspace()
+	batch := []any{
+		map[string]any{"specversion": "1.0", "type": "lead.created", "source": "/crm", "id": "1", "data": map[string]any{"n": 1}},
+		map[string]any{"specversion": "1.0", "type": "lead.created", "source": "/crm", "data": map[string]any{"n": 2}}, // no id
+		map[string]any{"specversion": "1.0", "type": "lead.created", "source": "/crm", "id": "3", "data": map[string]any{"n": 3}},
+	}
+	for _, path := range []string{"/v1/events/batch", "/v1/events"} {
+		r := env.Do(apitest.Request{Method: "POST", Path: path, Key: ws.Ingest, Body: batch, ContentType: "application/cloudevents-batch+json"})
+		expect(t, r, http.StatusMultiStatus)
+		var out struct {
+			Data []struct {
+				Status int
+				ID     string
+				Error  *struct{ Field string }
+			}
+		}
+		if err := json.Unmarshal(r.Body, &out); err != nil || len(out.Data) != 3 {
+			t.Fatalf("%s: %s", path, r.Body)
+		}
+		if out.Data[0].Status != 202 || out.Data[1].Status != 422 || out.Data[1].Error.Field != "id" || out.Data[2].Status != 202 {
+			t.Errorf("%s: per-item results %s", path, r.Body)
+		}
+	}
+	// The second post repeated the same CloudEvents: (source, id) deduplicates them.
+	if n := count(env, (*db.Event)(nil), ws); n != 2 {
+		t.Errorf("%d events stored, want 2", n)
+	}
+	big := make([]any, 101)
+	for i := range big {
+		big[i] = batch[0]
+	}
+	r := env.Do(apitest.Request{Method: "POST", Path: "/v1/events/batch", Key: ws.Ingest, Body: big, ContentType: "application/cloudevents-batch+json"})
+	expectError(t, r, 422, "invalid", "events")
+}
