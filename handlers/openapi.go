@@ -23,7 +23,7 @@ type operation struct {
 // checks it against the route table.
 var operations = []operation{
 	{method: "POST", path: "/v1/events", summary: "Ingest one event (JSON, or a CloudEvent in structured or binary mode)", scope: "ingest", request: "EventInput", response: "Accepted", status: "202"},
-	{method: "POST", path: "/v1/events/batch", summary: "Ingest up to 100 events", scope: "ingest", request: "EventBatch", response: "BatchResult", status: "202"},
+	{method: "POST", path: "/v1/events/batch", summary: "Ingest up to 100 events ({\"events\": [...]}, or application/cloudevents-batch+json)", scope: "ingest", request: "EventBatch", response: "BatchResult", status: "202"},
 	{method: "GET", path: "/v1/events", summary: "List events, newest first", response: "EventList", status: "200", query: []string{"type", "status", "since", "until", "cursor", "limit"}},
 	{method: "GET", path: "/v1/events/{id}", summary: "One event with its deliveries and attempts", response: "EventDetail", status: "200"},
 	{method: "GET", path: "/v1/connections", summary: "List connections", response: "ConnectionList", status: "200"},
