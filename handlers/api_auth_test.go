@@ -168,11 +168,13 @@ func snapshot(t *testing.T, env *apitest.Env, ws *apitest.Workspace) string {
 	var events []*db.Event
 	var ds []*db.Delivery
 	var atts []*db.Attempt
+	var keys []*db.APIKey
+	var members []*db.Membership
 	bdb := env.Store.DB()
 	for _, q := range []struct {
 		dst   any
 		order string
-	}{{&conns, "id"}, {&rules, "id"}, {&actions, "id"}, {&events, "id"}, {&ds, "id"}, {&atts, "id"}} {
+	}{{&conns, "id"}, {&rules, "id"}, {&actions, "id"}, {&events, "id"}, {&ds, "id"}, {&atts, "id"}, {&keys, "id"}, {&members, "user_id"}} {
 		if err := bdb.NewSelect().Model(q.dst).Where("workspace_id = ?", ws.ID).Order(q.order).Scan(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -205,6 +207,7 @@ type tenant struct {
 	sink               *jobstest.Sink
 	conn, rule, event  string
 	dead, pending      string
+	key, member        string
 	deadCount, allRows int
 }
 
@@ -225,6 +228,20 @@ func newTenant(t *testing.T, env *apitest.Env) *tenant {
 	ds := env.Route(tn.ws.ID, tn.event, r)
 	env.Kill(ds[0], 400, "client_error", "bad request")
 	tn.dead, tn.pending = ds[0].ID, ds[1].ID
+	ctx := context.Background()
+	keys, err := env.Store.ListAPIKeys(ctx, tn.ws.ID)
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("keys: %v", err)
+	}
+	tn.key = keys[0].ID
+	u, err := env.Store.CreateUser(ctx, tn.ws.ID+"@example.com", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Store.AddMember(ctx, tn.ws.ID, u.ID, db.RoleViewer); err != nil {
+		t.Fatal(err)
+	}
+	tn.member = u.ID
 	return tn
 }
 
@@ -255,12 +272,16 @@ func TestWorkspaceIsolation(t *testing.T) {
 			{"DELETE", "/v1/rules/" + tn.rule, nil},
 			{"POST", "/v1/deliveries/" + tn.dead + "/replay", nil},
 			{"POST", "/v1/deliveries/" + tn.pending + "/replay", nil},
+			{"POST", "/v1/deliveries/" + tn.dead + "/discard", nil},
+			{"DELETE", "/v1/api-keys/" + tn.key, nil},
+			{"PATCH", "/v1/members/" + tn.member, map[string]any{"role": "owner"}},
+			{"DELETE", "/v1/members/" + tn.member, nil},
 		}
 	}
 	// Every id-taking /v1 route of the table is covered here.
 	covered := map[string]bool{}
 	for _, rt := range routes(b) {
-		covered[rt.method+" "+strings.NewReplacer(b.event, ":id", b.conn, ":id", b.rule, ":id", b.dead, ":id", b.pending, ":id").Replace(rt.path)] = true
+		covered[rt.method+" "+strings.NewReplacer(b.event, ":id", b.conn, ":id", b.rule, ":id", b.dead, ":id", b.pending, ":id", b.key, ":id", b.member, ":id").Replace(rt.path)] = true
 	}
 	for _, rt := range v1Routes(env.Echo) {
 		if strings.Contains(rt, ":id") && !covered[rt] {
@@ -281,7 +302,8 @@ func TestWorkspaceIsolation(t *testing.T) {
 			}
 			// Unknown ids answer exactly the same.
 			unknown := env.Call(rt.method, strings.NewReplacer(b.event, "evt_00000000000000000000000000", b.conn, "con_00000000000000000000000000",
-				b.rule, "rul_00000000000000000000000000", b.dead, "dlv_00000000000000000000000000", b.pending, "dlv_00000000000000000000000001").Replace(rt.path), a.ws.Admin, rt.body)
+				b.rule, "rul_00000000000000000000000000", b.dead, "dlv_00000000000000000000000000", b.pending, "dlv_00000000000000000000000001",
+				b.key, "key_00000000000000000000000000", b.member, "usr_00000000000000000000000000").Replace(rt.path), a.ws.Admin, rt.body)
 			if unknown.Status != r.Status || !bytes.Equal(unknown.Body, r.Body) {
 				t.Errorf("foreign id answers %d %s, unknown id %d %s", r.Status, r.Body, unknown.Status, unknown.Body)
 			}

@@ -160,10 +160,10 @@ func deliveryFilter(c echo.Context) (db.DeliveryFilter, error) {
 
 func checkStatus(s string) error {
 	switch s {
-	case "", db.DeliveryPending, db.DeliveryRetrying, db.DeliverySucceeded, db.DeliveryDead:
+	case "", db.DeliveryPending, db.DeliveryRetrying, db.DeliverySucceeded, db.DeliveryDead, db.DeliveryDiscarded:
 		return nil
 	}
-	return invalid("status", "must be one of pending, retrying, succeeded, dead")
+	return invalid("status", "must be one of pending, retrying, succeeded, dead, discarded")
 }
 
 func parsePage(c echo.Context) (db.Page, error) {

@@ -51,6 +51,7 @@ func (d *Dashboard) ToggleRule(c echo.Context) error {
 	if err := d.Store.UpdateRule(ctx, r); err != nil {
 		return err
 	}
+	d.Engine.InvalidateRules(r.WorkspaceID)
 	msg := "Rule disabled."
 	if r.Enabled {
 		msg = "Rule enabled."
@@ -74,6 +75,7 @@ func (d *Dashboard) DeleteRulePage(c echo.Context) error {
 	if err := d.Store.DeleteRule(c.Request().Context(), workspaceID(c), c.Param("id")); err != nil {
 		return err
 	}
+	d.Engine.InvalidateRules(workspaceID(c))
 	if isPartial(c) {
 		toast(c, "success", "Rule deleted.")
 		return c.HTML(http.StatusOK, "")

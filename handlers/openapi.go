@@ -42,6 +42,14 @@ var operations = []operation{
 	{method: "GET", path: "/v1/deliveries", summary: "List deliveries (status=dead lists dead letters)", response: "DeliveryList", status: "200", query: []string{"status", "connection_id", "rule_id", "event_id", "error_class", "since", "until", "cursor", "limit"}},
 	{method: "POST", path: "/v1/deliveries/replay", summary: "Replay every delivery matching a filter (default status=dead)", request: "ReplayFilter", response: "ReplayCount", status: "202"},
 	{method: "POST", path: "/v1/deliveries/{id}/replay", summary: "Replay one delivery; its attempts continue its history", response: "Delivery", status: "202"},
+	{method: "POST", path: "/v1/deliveries/{id}/discard", summary: "Set a dead delivery aside (a replay brings it back)", response: "Delivery", status: "200"},
+	{method: "GET", path: "/v1/api-keys", summary: "List API keys (prefix, scope, last use)", response: "APIKeyList", status: "200"},
+	{method: "POST", path: "/v1/api-keys", summary: "Create an API key (the key is in this response only)", request: "APIKeyInput", response: "APIKey", status: "201"},
+	{method: "DELETE", path: "/v1/api-keys/{id}", summary: "Revoke an API key", status: "204"},
+	{method: "GET", path: "/v1/members", summary: "List the workspace's members", response: "MemberList", status: "200"},
+	{method: "PATCH", path: "/v1/members/{id}", summary: "Change a member's role (the last owner stays owner)", request: "MemberInput", status: "204"},
+	{method: "DELETE", path: "/v1/members/{id}", summary: "Remove a member", status: "204"},
+	{method: "POST", path: "/v1/invites", summary: "Create a one-time invite link", request: "InviteInput", response: "Invite", status: "201"},
 }
 
 // DocumentedRoutes returns "METHOD /path/:param" for every documented operation, in
@@ -187,4 +195,12 @@ var schemas = map[string]any{
 	"RuleTestResult": obj(map[string]any{"results": map[string]any{"type": "array", "items": obj(map[string]any{"rule_id": str, "name": str, "matched": boolean, "reason": str, "actions": map[string]any{"type": "array", "items": obj(map[string]any{"connection_id": str, "action": str, "payload": object, "error": str})}})}}),
 	"ReplayFilter":   obj(map[string]any{"status": str, "connection_id": str, "rule_id": str, "error_class": str, "since": datetime, "until": datetime}),
 	"ReplayCount":    obj(map[string]any{"replayed": integer}),
+	"APIKeyInput":    obj(map[string]any{"name": str, "scope": map[string]any{"type": "string", "enum": []string{"ingest", "admin"}}}, "name", "scope"),
+	"APIKey":         obj(map[string]any{"id": str, "name": str, "prefix": str, "scope": str, "created_at": datetime, "last_used_at": datetime, "revoked_at": datetime, "key": map[string]string{"type": "string", "description": "Only in the response that created it."}}),
+	"APIKeyList":     listOf("APIKey"),
+	"Member":         obj(map[string]any{"user_id": str, "email": str, "role": str, "joined_at": datetime}),
+	"MemberList":     listOf("Member"),
+	"MemberInput":    obj(map[string]any{"role": map[string]any{"type": "string", "enum": []string{"owner", "admin", "viewer"}}}, "role"),
+	"InviteInput":    obj(map[string]any{"role": map[string]any{"type": "string", "enum": []string{"owner", "admin", "viewer"}}, "note": str}, "role"),
+	"Invite":         obj(map[string]any{"id": str, "role": str, "expires_at": datetime, "path": map[string]string{"type": "string", "description": "The one-time sign-up path, relative to the dashboard's base URL."}}),
 }

@@ -39,6 +39,15 @@ func routes(e *echo.Echo, cfg Config, h *handlers.Handlers) {
 	v1.GET("/deliveries", h.ListDeliveries)
 	v1.POST("/deliveries/replay", h.ReplayDeliveries)
 	v1.POST("/deliveries/:id/replay", h.ReplayDelivery)
+	v1.POST("/deliveries/:id/discard", h.DiscardDelivery)
+
+	v1.GET("/api-keys", h.ListAPIKeys)
+	v1.POST("/api-keys", h.CreateAPIKey)
+	v1.DELETE("/api-keys/:id", h.RevokeAPIKey)
+	v1.GET("/members", h.ListMembers)
+	v1.PATCH("/members/:id", h.UpdateMember)
+	v1.DELETE("/members/:id", h.RemoveMember)
+	v1.POST("/invites", h.CreateInvite)
 
 	dashboardRoutes(e, cfg, h)
 }

@@ -5,7 +5,9 @@ package web
 import (
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +27,9 @@ type Config struct {
 	BaseURL string
 	// QueueRedis is the queue's Redis, for the operators' queue monitor at /admin/queues.
 	QueueRedis asynq.RedisConnOpt
+	// TrustedProxies may set X-Forwarded-For; without any, the client is the peer address
+	// (a forged header must not dodge the per-IP login limit).
+	TrustedProxies []netip.Prefix
 }
 
 // New builds the Echo instance with middleware and every route.
@@ -32,6 +37,7 @@ func New(cfg Config, h *handlers.Handlers) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(cfg.Log)
+	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
 	e.Pre(refuseNUL)
 	e.Use(middleware.RequestID())
 	e.Use(accessLog(cfg.Log))
@@ -145,4 +151,15 @@ func refuseNUL(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
+}
+
+func ipExtractor(trusted []netip.Prefix) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range trusted {
+		opts = append(opts, echo.TrustIPRange(&net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
 }

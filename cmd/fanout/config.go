@@ -24,6 +24,7 @@ type Config struct {
 	MaxEventBytes        int64
 	AllowPrivateNetworks bool
 	AllowCIDRs           []netip.Prefix
+	TrustedProxies       []netip.Prefix
 	Concurrency          int
 	PollInterval         time.Duration
 	ShutdownTimeout      time.Duration
@@ -71,12 +72,11 @@ func LoadConfig() (Config, error) {
 	if c.AllowPrivateNetworks, err = envBool("FANOUT_ALLOW_PRIVATE_NETWORKS"); err != nil {
 		return c, err
 	}
-	for _, s := range strings.FieldsFunc(os.Getenv("FANOUT_ALLOW_CIDRS"), func(r rune) bool { return r == ',' || r == ' ' }) {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return c, fmt.Errorf("FANOUT_ALLOW_CIDRS: %q is not a CIDR prefix", s)
-		}
-		c.AllowCIDRs = append(c.AllowCIDRs, p)
+	if c.AllowCIDRs, err = envPrefixes("FANOUT_ALLOW_CIDRS"); err != nil {
+		return c, err
+	}
+	if c.TrustedProxies, err = envPrefixes("FANOUT_TRUSTED_PROXIES"); err != nil {
+		return c, err
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(env("FANOUT_LOG_LEVEL", "info"))); err != nil {
 		return c, fmt.Errorf("FANOUT_LOG_LEVEL: want debug, info, warn or error")
@@ -138,4 +138,16 @@ func newLogger(c Config) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+func envPrefixes(name string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range strings.FieldsFunc(os.Getenv(name), func(r rune) bool { return r == ',' || r == ' ' }) {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %q is not a CIDR prefix", name, s)
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
