@@ -107,11 +107,16 @@ func (e *Engine) attempt(ctx context.Context, d *db.Delivery, timeout time.Durat
 		Event:   connectors.Event{ID: ev.ID, Type: ev.Type, OccurredAt: ev.OccurredAt, Data: ev.Data},
 		Payload: payload, Options: act.Options, Config: conn.Config, Credentials: creds, HTTP: e.HTTP,
 	}
+	done, ok := e.breakers.allow(conn.ID)
+	if !ok {
+		return e.postpone(ctx, d, e.BreakerCooldown, "circuit open: the destination failed "+fmt.Sprint(breakerTrips)+" times in a row; trying again after a pause")
+	}
 	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
 	res := connector.Send(actx, req)
 	elapsed := time.Since(start)
+	done(res.Outcome == connectors.Retry)
 	e.Metrics.observeAttempt(conn.Kind, res, elapsed)
 	if res.Credentials != nil {
 		if err := e.saveCredentials(ctx, conn, res.Credentials); err != nil {
@@ -229,3 +234,24 @@ func (e *Engine) updateConnection(ctx context.Context, conn *db.Connection, res 
 	}
 	return nil
 }
+
+// postpone moves a delivery's next attempt later without making one (and without using
+// an attempt). The running task comes back after the wait as an asynq retry that does not
+// count as a failure (see retryDelay).
+func (e *Engine) postpone(ctx context.Context, d *db.Delivery, wait time.Duration, reason string) error {
+	wait += time.Duration(e.rand() * float64(wait) / 5)
+	next := e.Store.Now().Add(wait)
+	d.NextAttemptAt, d.LastError, d.LastErrorClass = &next, reason, ClassCircuitOpen
+	if err := e.Store.RecordAttempt(ctx, d, nil); err != nil {
+		return fmt.Errorf("postpone %s: %w", d.ID, err)
+	}
+	return &postponed{wait: wait}
+}
+
+// postponed asks asynq to run the task again after wait, without counting a failure.
+type postponed struct{ wait time.Duration }
+
+func (p *postponed) Error() string { return "postponed for " + p.wait.String() }
+
+// ClassCircuitOpen marks a delivery waiting for its destination's circuit to close.
+const ClassCircuitOpen = "circuit_open"

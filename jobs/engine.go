@@ -31,10 +31,13 @@ type Engine struct {
 	// PerConnection bounds concurrent attempts to one connection in this process, so a
 	// slow destination cannot hold every worker.
 	PerConnection int
+	// BreakerCooldown is how long a connection whose circuit opened is left alone.
+	BreakerCooldown time.Duration
 
-	slots *slots
-	rules *ruleCache
-	rand  func() float64
+	slots    *slots
+	breakers *breakers
+	rules    *ruleCache
+	rand     func() float64
 }
 
 // RulesTTL bounds how long a process routes with a workspace's rules after another
@@ -55,7 +58,11 @@ func (e *Engine) Init() *Engine {
 	if e.Metrics == nil {
 		e.Metrics = NewMetrics(nil)
 	}
+	if e.BreakerCooldown <= 0 {
+		e.BreakerCooldown = 30 * time.Second
+	}
 	e.slots = newSlots(e.PerConnection)
+	e.breakers = newBreakers(e.BreakerCooldown, e.Metrics.BreakerTrips.Inc)
 	e.rules = newRuleCache(RulesTTL)
 	e.rand = rand.Float64
 	return e

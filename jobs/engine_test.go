@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -421,5 +422,43 @@ func TestGoneDisablesTheEndpoint(t *testing.T) {
 	d = f.wait(t, d, time.Second, db.DeliveryRetrying)
 	if d.AttemptCount != 0 || d.NextAttemptAt != nil || len(f.sink.Requests()) != 1 {
 		t.Errorf("delivery to a disabled endpoint: %+v, sink saw %d", d, len(f.sink.Requests()))
+	}
+}
+
+func TestCircuitBreakerOpensAndRecovers(t *testing.T) {
+	f := setup(t, db.RuleAction{Retry: json.RawMessage(`{"max_attempts": 1}`)})
+	var failing atomic.Bool
+	failing.Store(true)
+	f.sink.SetRespond(func(int, *http.Request) jobstest.Reply {
+		if failing.Load() {
+			return jobstest.Reply{Status: 500}
+		}
+		return jobstest.Reply{Status: 200}
+	})
+	var evs []*db.Event
+	for i := 0; i < 12; i++ {
+		evs = append(evs, f.send(t, f.ws.ID, "a.b", `{}`))
+	}
+	// Five failures in a row open the circuit: the rest wait instead of hammering.
+	time.Sleep(700 * time.Millisecond)
+	if n := len(f.sink.Requests()); n < 5 || n > 7 {
+		t.Fatalf("the failing destination got %d requests; the circuit should open after 5", n)
+	}
+	failing.Store(false)
+	var dead, delivered int
+	for _, ev := range evs {
+		d := f.wait(t, f.onlyDelivery(t, ev), 10*time.Second, db.DeliveryDead, db.DeliverySucceeded)
+		switch d.Status {
+		case db.DeliveryDead:
+			dead++
+		case db.DeliverySucceeded:
+			delivered++
+			if d.AttemptCount != 1 {
+				t.Errorf("a postponed delivery used %d attempts, want 1", d.AttemptCount)
+			}
+		}
+	}
+	if dead < 5 || delivered < 5 {
+		t.Errorf("%d dead, %d delivered: want the first failures dead and the postponed ones delivered after the pause", dead, delivered)
 	}
 }

@@ -14,6 +14,7 @@ type Metrics struct {
 	Attempts        *prometheus.CounterVec
 	AttemptDuration *prometheus.HistogramVec
 	SSRFBlocked     prometheus.Counter
+	BreakerTrips    prometheus.Counter
 }
 
 // NewMetrics creates the collectors and registers them with reg (if not nil).
@@ -30,9 +31,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}, []string{"kind"}),
 		SSRFBlocked: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "fanout_ssrf_blocked_total", Help: "Outgoing connections refused by the SSRF guard."}),
+		BreakerTrips: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fanout_circuit_breaker_trips_total", Help: "Times a destination's circuit opened after repeated failures."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.EventsIngested, m.Deliveries, m.Attempts, m.AttemptDuration, m.SSRFBlocked)
+		reg.MustRegister(m.EventsIngested, m.Deliveries, m.Attempts, m.AttemptDuration, m.SSRFBlocked, m.BreakerTrips)
 	}
 	return m
 }

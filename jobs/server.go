@@ -37,7 +37,7 @@ func NewServer(redis asynq.RedisConnOpt, cfg ServerConfig, e *Engine) (*asynq.Se
 		Logger:                   slogAdapter{e.Log.With("component", "asynq")},
 		LogLevel:                 asynq.WarnLevel,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
-			if errors.Is(err, errConnectionBusy) {
+			if !isFailure(err) {
 				return
 			}
 			e.Log.Error("task failed", "task_type", t.Type(), "err", err)
@@ -75,11 +75,19 @@ func retryDelay(n int, err error, t *asynq.Task) time.Duration {
 	if errors.Is(err, errConnectionBusy) {
 		return 200*time.Millisecond + time.Duration(rand.IntN(300))*time.Millisecond
 	}
+	var p *postponed
+	if errors.As(err, &p) {
+		// asynq rounds schedules down to the second: add one so the task is not early.
+		return p.wait + time.Second
+	}
 	d := time.Second << min(n, 6)
 	return d + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
-func isFailure(err error) bool { return !errors.Is(err, errConnectionBusy) }
+func isFailure(err error) bool {
+	var p *postponed
+	return !errors.Is(err, errConnectionBusy) && !errors.As(err, &p)
+}
 
 // QueueDepth registers one gauge per queue reading its pending, scheduled and retry sizes.
 func QueueDepth(reg prometheus.Registerer, insp *asynq.Inspector) {

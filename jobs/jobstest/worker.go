@@ -44,7 +44,7 @@ func Start(tb testing.TB, store *db.Store, dbIndex int) *Env {
 	env := &Env{Store: store, Queue: jobs.NewQueue(client, asynq.NewInspector(r)), Redis: r, Keyring: keyring}
 	env.Engine = (&jobs.Engine{
 		Store: store, Queue: env.Queue, Connectors: connectors.DefaultWith(net), Keyring: keyring,
-		HTTP: connectors.NewHTTPClient(net), Log: Logger(tb), PerConnection: 2,
+		HTTP: connectors.NewHTTPClient(net), Log: Logger(tb), PerConnection: 2, BreakerCooldown: time.Second,
 	}).Init()
 	srv, mux := jobs.NewServer(r, jobs.ServerConfig{Concurrency: 8, PollInterval: 10 * time.Millisecond, ScheduledInterval: 100 * time.Millisecond, ShutdownTimeout: 5 * time.Second}, env.Engine)
 	if err := srv.Start(mux); err != nil {
