@@ -44,6 +44,10 @@ func dashboardRoutes(e *echo.Echo, cfg Config, h *handlers.Handlers) {
 	w.GET("/events/:id/timeline", d.EventTimeline)
 	w.POST("/deliveries/:id/replay", d.ReplayDeliveryPage)
 
+	if cfg.OAuth != nil {
+		oauthRoutes(w, cfg.OAuth)
+		oauthReturnRoute(e, cfg.OAuth)
+	}
 	w.GET("/connections", d.ConnectionsPage)
 	w.GET("/connections/new", d.NewConnectionPage)
 	w.POST("/connections", d.CreateConnectionPage)

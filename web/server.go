@@ -30,6 +30,8 @@ type Config struct {
 	// TrustedProxies may set X-Forwarded-For; without any, the client is the peer address
 	// (a forged header must not dodge the per-IP login limit).
 	TrustedProxies []netip.Prefix
+	// OAuth is the destinations' OAuth connect flow; nil leaves it out.
+	OAuth *handlers.OAuthFlow
 }
 
 // New builds the Echo instance with middleware and every route.

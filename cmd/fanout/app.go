@@ -35,6 +35,7 @@ type App struct {
 	engine   *jobs.Engine
 	registry *prometheus.Registry
 	handlers *handlers.Handlers
+	oauth    *handlers.OAuthFlow
 }
 
 // openApp opens the database (migrating it when migrate is set), the queue and the
@@ -72,9 +73,12 @@ func openApp(ctx context.Context, cfg Config, log *slog.Logger, embeddedRedisOK,
 	netPolicy := connectors.ClientOptions{
 		AllowPrivate: cfg.AllowPrivateNetworks, AllowCIDRs: cfg.AllowCIDRs, OnBlock: metrics.SSRFBlocked.Inc,
 	}
+	httpClient := connectors.NewHTTPClient(netPolicy)
+	oauth := cfg.OAuth
+	oauth.HTTPClient = httpClient
 	a.engine = (&jobs.Engine{
-		Store: a.store, Queue: queue, Connectors: connectors.DefaultWith(netPolicy), Keyring: keyring,
-		Log: log, Metrics: metrics, HTTP: connectors.NewHTTPClient(netPolicy),
+		Store: a.store, Queue: queue, Connectors: connectors.DefaultWithOAuth(netPolicy, oauth), Keyring: keyring,
+		Log: log, Metrics: metrics, HTTP: httpClient,
 		PerConnection: max(1, cfg.Concurrency/2),
 	}).Init()
 	a.handlers = &handlers.Handlers{
@@ -85,7 +89,25 @@ func openApp(ctx context.Context, cfg Config, log *slog.Logger, embeddedRedisOK,
 			"redis":    func(ctx context.Context) error { return a.client.Ping() },
 		},
 	}
+	if a.oauth, err = newOAuthFlow(a.handlers, keyring); err != nil {
+		a.Close()
+		return nil, err
+	}
 	return a, nil
+}
+
+// newOAuthFlow builds the destinations' OAuth connect flow; its state cookie is sealed
+// with keys derived from the credentials key.
+func newOAuthFlow(h *handlers.Handlers, keyring *secrets.Keyring) (*handlers.OAuthFlow, error) {
+	hashKey, err := keyring.DeriveKey("oauth cookie hash", 32)
+	if err != nil {
+		return nil, err
+	}
+	blockKey, err := keyring.DeriveKey("oauth cookie block", 32)
+	if err != nil {
+		return nil, err
+	}
+	return handlers.NewOAuthFlow(h, hashKey, blockKey)
 }
 
 func loadKeyring(cfg Config, log *slog.Logger) (*secrets.Keyring, error) {
@@ -119,7 +141,7 @@ func (a *App) Close() {
 
 // runWeb serves HTTP until ctx ends, then stops accepting and lets requests finish.
 func (a *App) runWeb(ctx context.Context, ln net.Listener) error {
-	e := web.New(web.Config{Log: a.log, Registry: a.registry, BaseURL: a.cfg.BaseURL, QueueRedis: a.redis.Opt, TrustedProxies: a.cfg.TrustedProxies}, a.handlers)
+	e := web.New(web.Config{Log: a.log, Registry: a.registry, BaseURL: a.cfg.BaseURL, QueueRedis: a.redis.Opt, TrustedProxies: a.cfg.TrustedProxies, OAuth: a.oauth}, a.handlers)
 	srv := &http.Server{
 		Handler: e, ReadHeaderTimeout: web.ReadHeaderTimeout, ReadTimeout: web.ReadTimeout,
 		WriteTimeout: web.WriteTimeout, IdleTimeout: web.IdleTimeout, MaxHeaderBytes: 64 << 10,

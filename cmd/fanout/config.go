@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fanout-dev/fanout/db"
+	"github.com/fanout-dev/fanout/jobs/connectors"
 )
 
 // Config is every setting, read from FANOUT_* environment variables.
@@ -31,6 +32,7 @@ type Config struct {
 	ReconcileEvery       time.Duration
 	LogLevel             slog.Level
 	LogFormat            string
+	OAuth                connectors.OAuthConfig
 }
 
 // LoadConfig reads the environment and reports the first malformed value.
@@ -84,7 +86,28 @@ func LoadConfig() (Config, error) {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return c, fmt.Errorf("FANOUT_LOG_FORMAT: want text or json")
 	}
+	c.OAuth = connectors.OAuthConfig{
+		BaseURL: c.BaseURL, HubSpot: oauthApp("HUBSPOT"), Mailchimp: oauthApp("MAILCHIMP"),
+		Intercom: oauthApp("INTERCOM"), Slack: oauthApp("SLACK"),
+	}
+	if err := c.OAuth.Validate(); err != nil {
+		return c, err
+	}
 	return c, nil
+}
+
+// oauthApp reads FANOUT_<VENDOR>_CLIENT_ID, _CLIENT_SECRET, _AUTH_URL, _TOKEN_URL,
+// _METADATA_URL, _REDIRECT_URL and _SCOPES (comma-separated).
+func oauthApp(vendor string) connectors.OAuthApp {
+	get := func(name string) string { return os.Getenv("FANOUT_" + vendor + "_" + name) }
+	app := connectors.OAuthApp{
+		ClientID: get("CLIENT_ID"), ClientSecret: get("CLIENT_SECRET"), AuthURL: get("AUTH_URL"),
+		TokenURL: get("TOKEN_URL"), MetadataURL: get("METADATA_URL"), RedirectURL: get("REDIRECT_URL"),
+	}
+	if scopes := get("SCOPES"); scopes != "" {
+		app.Scopes = strings.Split(scopes, ",")
+	}
+	return app
 }
 
 func (c Config) db() db.Config { return db.Config{URL: c.DatabaseURL, DataDir: c.DataDir} }

@@ -17,7 +17,9 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -53,6 +55,7 @@ func ConnectionAAD(workspaceID, connectionID string) string {
 // Keyring holds the current key, which seals, and older keys, which only open. It is safe
 // for concurrent use. Its String and GoString never show key material.
 type Keyring struct {
+	prk     []byte // HKDF pseudorandom key of the current key, for DeriveKey
 	current string
 	ids     []string // in spec order, current first
 	keys    map[string]cipher.AEAD
@@ -71,7 +74,15 @@ func ParseKeyring(spec string) (*Keyring, error) {
 	entries := strings.Split(spec, ",")
 	k := &Keyring{keys: make(map[string]cipher.AEAD, len(entries))}
 	for i, entry := range entries {
-		id, aead, err := parseEntry(strings.TrimSpace(entry), len(entries))
+		id, key, err := parseEntry(strings.TrimSpace(entry), len(entries))
+		if err != nil {
+			return nil, fmt.Errorf("parse secret key entry %d of %d: %w", i+1, len(entries), err)
+		}
+		aead, err := newAEAD(key)
+		if i == 0 && err == nil {
+			k.prk, err = hkdf.Extract(sha256.New, key, []byte("fanout derived keys"))
+		}
+		clear(key)
 		if err != nil {
 			return nil, fmt.Errorf("parse secret key entry %d of %d: %w", i+1, len(entries), err)
 		}
@@ -87,7 +98,8 @@ func ParseKeyring(spec string) (*Keyring, error) {
 	return k, nil
 }
 
-func parseEntry(entry string, entries int) (string, cipher.AEAD, error) {
+// parseEntry returns an entry's id and key; the caller clears the key after use.
+func parseEntry(entry string, entries int) (string, []byte, error) {
 	if entry == "" {
 		return "", nil, errors.New("the entry is empty")
 	}
@@ -107,9 +119,14 @@ func parseEntry(entry string, entries int) (string, cipher.AEAD, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	aead, err := newAEAD(key)
-	clear(key)
-	return id, aead, err
+	return id, key, nil
+}
+
+// DeriveKey returns n bytes for one purpose ("oauth cookie hash", …), derived from the
+// current key with HKDF-SHA256, so other secrets need no configuration of their own. They
+// change when the current key does.
+func (k *Keyring) DeriveKey(purpose string, n int) ([]byte, error) {
+	return hkdf.Expand(sha256.New, k.prk, purpose, n)
 }
 
 func validID(id string) bool {

@@ -54,6 +54,69 @@ var conformanceFixtures = map[string]conformanceFixture{
 		on401:   Permanent,
 		secrets: []string{"conformance-header-token"},
 	},
+	"hubspot": {
+		request: func(baseURL string) *Request {
+			return &Request{
+				DeliveryID: "dlv_conformance", Attempt: 1, Action: "hubspot.upsert_contact", Event: conformanceEvent,
+				Payload:     json.RawMessage(`{"email":"Ada@Example.com","firstname":"Ada"}`),
+				Config:      mustMarshal(map[string]any{"api_base": baseURL}),
+				Credentials: Credentials{CredAccessToken: "pat-na1-conformance-token"},
+			}
+		},
+		okBody: `{"status":"COMPLETE","results":[{"id":"101","properties":{"email":"ada@example.com"},"new":true}]}`,
+		on401:  AuthFailed,
+	},
+	"mailchimp": {
+		request: func(baseURL string) *Request {
+			return &Request{
+				DeliveryID: "dlv_conformance", Attempt: 1, Action: "mailchimp.upsert_member", Event: conformanceEvent,
+				Payload:     json.RawMessage(`{"email_address":"ada@example.com","status_if_new":"subscribed","merge_fields":{"FNAME":"Ada"}}`),
+				Options:     json.RawMessage(`{"list_id":"a1b2c3"}`),
+				Config:      mustMarshal(map[string]any{"api_base": baseURL}),
+				Credentials: Credentials{CredAPIKey: "0123456789abcdef0123456789abcdef-us6"},
+			}
+		},
+		okBody: `{"id":"bf5ad8b4b2ae1a5ed4b1b1a4b5e4d9b7","email_address":"ada@example.com","status":"subscribed"}`,
+		on401:  AuthFailed,
+	},
+	"intercom": {
+		request: func(baseURL string) *Request {
+			return &Request{
+				DeliveryID: "dlv_conformance", Attempt: 1, Action: "intercom.upsert_contact", Event: conformanceEvent,
+				Payload:     json.RawMessage(`{"email":"ada@example.com","name":"Ada","custom_attributes":{"plan":"pro"}}`),
+				Config:      mustMarshal(map[string]any{"api_base": baseURL, "region": "eu"}),
+				Credentials: Credentials{CredAccessToken: "dG9rOmNvbmZvcm1hbmNlLXRva2Vu"},
+			}
+		},
+		// The same answer serves the search (no contact yet) and the create.
+		okBody: `{"type":"list","data":[],"total_count":0}`,
+		on401:  AuthFailed,
+	},
+	"slack": {
+		request: func(baseURL string) *Request {
+			return &Request{
+				DeliveryID: "dlv_conformance", Attempt: 1, Action: "slack.post_message", Event: conformanceEvent,
+				Payload:     json.RawMessage(`{"text":"New lead ada@example.com"}`),
+				Options:     json.RawMessage(`{"channel":"C0123456789"}`),
+				Config:      mustMarshal(map[string]any{"api_base": baseURL}),
+				Credentials: Credentials{CredBotToken: "xoxb-1234-5678-conformance"},
+			}
+		},
+		okBody: `{"ok":true,"channel":"C0123456789","ts":"1503435956.000247"}`,
+		on401:  AuthFailed,
+	},
+	"segment": {
+		request: func(baseURL string) *Request {
+			return &Request{
+				DeliveryID: "dlv_conformance", Attempt: 1, Action: "segment.track", Event: conformanceEvent,
+				Payload:     json.RawMessage(`{"event":"Lead Created","userId":"u_1","properties":{"plan":"pro"}}`),
+				Config:      mustMarshal(map[string]any{"api_base": baseURL}),
+				Credentials: Credentials{CredWriteKey: "conformance-write-key"},
+			}
+		},
+		okBody: `{"success":true}`,
+		on401:  AuthFailed,
+	},
 }
 
 var conformanceEvent = Event{

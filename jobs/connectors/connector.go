@@ -149,3 +149,23 @@ type FieldError struct {
 }
 
 func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+
+// OptionLister is implemented by connectors that can offer the values of an action option
+// from the destination itself (a Mailchimp account's audiences, a Slack workspace's
+// channels), so the rule builder can show a list instead of a text box.
+//
+// ListOptions returns the choices for option (an Action.Options name, such as "list_id"
+// or "channel") for the connection described by req's Config, Credentials and HTTP; the
+// event, payload and delivery fields of req are unused. It returns a *FieldError when the
+// connector has no list for option, and otherwise an error whose text is safe to show (no
+// secrets) when the destination cannot be asked or refuses. It never refreshes or returns
+// credentials: a connection whose token has expired must first deliver or reconnect.
+type OptionLister interface {
+	ListOptions(ctx context.Context, req *Request, option string) ([]Option, error)
+}
+
+// Option is one choice of a live option list.
+type Option struct {
+	Value string `json:"value"`
+	Label string `json:"label"`
+}

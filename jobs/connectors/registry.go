@@ -23,12 +23,23 @@ type registeredAction struct {
 // destinations). Use DefaultWith when the operator relaxes that policy.
 func Default() *Registry { return DefaultWith(ClientOptions{}) }
 
-// DefaultWith returns every shipped connector, one line each. opts is the same network
-// policy that the outgoing HTTP client enforces at dial time; connectors use it to check
-// destination URLs when a connection is saved, so both checks agree.
-func DefaultWith(opts ClientOptions) *Registry {
+// DefaultWith returns every shipped connector, with no OAuth app configured. opts is the
+// same network policy that the outgoing HTTP client enforces at dial time; connectors use
+// it to check destination URLs when a connection is saved, so both checks agree.
+func DefaultWith(opts ClientOptions) *Registry { return DefaultWithOAuth(opts, OAuthConfig{}) }
+
+// DefaultWithOAuth returns every shipped connector, one line each, under the network
+// policy opts and the operator's OAuth apps: connectors refresh tokens with them, and
+// the connect flow finds them through Registry.OAuthProvider.
+func DefaultWithOAuth(opts ClientOptions, oauth OAuthConfig) *Registry {
+	p := NewOAuthProviders(oauth)
 	return NewRegistry(
 		NewWebhook(opts),
+		NewHubSpot(opts, p["hubspot"]),
+		NewMailchimp(opts, p["mailchimp"]),
+		NewIntercom(opts, p["intercom"]),
+		NewSlack(opts, p["slack"]),
+		NewSegment(opts),
 	)
 }
 
