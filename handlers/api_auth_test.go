@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -267,6 +268,7 @@ func TestWorkspaceIsolation(t *testing.T) {
 			{"DELETE", "/v1/connections/" + tn.conn, nil},
 			{"POST", "/v1/connections/" + tn.conn + "/test", nil},
 			{"POST", "/v1/connections/" + tn.conn + "/rotate-secret", nil},
+			{"GET", "/v1/connections/" + tn.conn + "/options/list_id", nil},
 			{"GET", "/v1/rules/" + tn.rule, nil},
 			{"PATCH", "/v1/rules/" + tn.rule, map[string]any{"enabled": false, "name": "pwned"}},
 			{"DELETE", "/v1/rules/" + tn.rule, nil},
@@ -281,7 +283,7 @@ func TestWorkspaceIsolation(t *testing.T) {
 	// Every id-taking /v1 route of the table is covered here.
 	covered := map[string]bool{}
 	for _, rt := range routes(b) {
-		covered[rt.method+" "+strings.NewReplacer(b.event, ":id", b.conn, ":id", b.rule, ":id", b.dead, ":id", b.pending, ":id", b.key, ":id", b.member, ":id").Replace(rt.path)] = true
+		covered[rt.method+" "+strings.NewReplacer(b.event, ":id", b.conn, ":id", b.rule, ":id", b.dead, ":id", b.pending, ":id", b.key, ":id", b.member, ":id", "list_id", ":option").Replace(rt.path)] = true
 	}
 	for _, rt := range v1Routes(env.Echo) {
 		if strings.Contains(rt, ":id") && !covered[rt] {
@@ -401,7 +403,7 @@ func TestDocumentedScopes(t *testing.T) {
 	r.JSON(t, &doc)
 	for _, route := range handlers.DocumentedRoutes() {
 		method, path := concrete(route, "x")
-		op := doc.Paths[strings.ReplaceAll(strings.SplitN(route, " ", 2)[1], ":id", "{id}")][strings.ToLower(method)]
+		op := doc.Paths[echoParam.ReplaceAllString(strings.SplitN(route, " ", 2)[1], "{$1}")][strings.ToLower(method)]
 		adminOnly := strings.Contains(op.Description, "admin")
 		got := env.Do(apitest.Request{Method: method, Path: path, Key: ws.Ingest, Body: `{}`}).Status
 		if adminOnly != (got == http.StatusForbidden) {
@@ -409,3 +411,6 @@ func TestDocumentedScopes(t *testing.T) {
 		}
 	}
 }
+
+// echoParam matches an Echo path parameter (":id") to turn it into OpenAPI's "{id}".
+var echoParam = regexp.MustCompile(`:(\w+)`)

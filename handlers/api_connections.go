@@ -151,8 +151,8 @@ func (h *Handlers) UpdateConnection(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	for k, v := range in.Credentials {
-		creds[k] = v
+	if in.Credentials != nil {
+		creds = replaceCredentials(creds, in.Credentials)
 	}
 	if in.Name != nil {
 		conn.Name = *in.Name
@@ -186,6 +186,22 @@ func (h *Handlers) UpdateConnection(c echo.Context) error {
 		}
 	}
 	return c.JSON(http.StatusOK, conn)
+}
+
+// replaceCredentials returns the new credentials of a PATCH: given credentials replace
+// the stored ones as a whole (an old refresh token must not outlive a new access token),
+// except a webhook's signing secrets, which only rotate-secret changes.
+func replaceCredentials(stored, given connectors.Credentials) connectors.Credentials {
+	out := connectors.Credentials{}
+	for _, k := range []string{connectors.CredSigningSecret, connectors.CredPreviousSigningSecret, connectors.CredPreviousExpiresAt} {
+		if v, ok := stored[k]; ok {
+			out[k] = v
+		}
+	}
+	for k, v := range given {
+		out[k] = v
+	}
+	return out
 }
 
 // ResumeConnection queues every delivery that waited for the connection.
@@ -265,6 +281,16 @@ func (h *Handlers) TestSend(ctx context.Context, workspaceID, id string) (*TestR
 	} else {
 		res = connectors.Result{Outcome: connectors.Permanent, Message: "this connector has no test call"}
 	}
+	if res.Credentials != nil {
+		// A token refreshed during the test replaces the stored one (some vendors
+		// accept each refresh token only once).
+		if err := jobs.SealCredentials(h.Keyring, conn, res.Credentials); err != nil {
+			return nil, err
+		}
+		if err := h.Store.UpdateConnection(ctx, conn); err != nil {
+			return nil, err
+		}
+	}
 	return &TestResult{
 		OK: res.Outcome == connectors.Succeeded, Outcome: string(res.Outcome), StatusCode: res.StatusCode,
 		ErrorClass: res.ErrorClass, Message: res.Message, Response: res.Response,
@@ -317,4 +343,36 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
+}
+
+// ListOptions answers GET /v1/connections/:id/options/:option: the live choices of an
+// action option (a Mailchimp account's audiences, a Slack workspace's channels).
+func (h *Handlers) ListOptions(c echo.Context) error {
+	ctx := c.Request().Context()
+	conn, err := h.Store.ConnectionByID(ctx, workspaceID(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	connector, _ := h.Connectors.Get(conn.Kind)
+	lister, ok := connector.(connectors.OptionLister)
+	if !ok {
+		return invalid("option", "%s connections have no live options", conn.Kind)
+	}
+	creds, err := jobs.OpenCredentials(h.Keyring, conn)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, jobs.DefaultAttemptTimeout)
+	defer cancel()
+	opts, err := lister.ListOptions(ctx, &connectors.Request{Config: conn.Config, Credentials: creds, HTTP: h.Engine.HTTP}, c.Param("option"))
+	if err != nil {
+		if _, ok := AsError(err); ok {
+			return err
+		}
+		return newError(http.StatusBadGateway, "destination_error", "%s", err.Error())
+	}
+	if opts == nil {
+		opts = []connectors.Option{}
+	}
+	return c.JSON(http.StatusOK, list(opts, ""))
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -138,7 +139,7 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 	var inDoc []string
 	for path, ops := range doc.Paths {
 		for method, op := range ops {
-			inDoc = append(inDoc, strings.ToUpper(method)+" "+strings.ReplaceAll(path, "{id}", ":id"))
+			inDoc = append(inDoc, strings.ToUpper(method)+" "+regexp.MustCompile(`\{(\w+)\}`).ReplaceAllString(path, ":$1"))
 			if _, ok := op["responses"].(map[string]any); !ok {
 				t.Errorf("%s %s has no responses", method, path)
 			}

@@ -201,6 +201,9 @@ func (h *Handlers) checkAction(ctx context.Context, workspaceID string, in *acti
 	if err := checkMapping(a.Mapping, action); err != nil {
 		return nil, err
 	}
+	if err := checkOptions(a.Options, action); err != nil {
+		return nil, err
+	}
 	if _, err := rules.ParseRetryPolicy(a.Retry); err != nil {
 		return nil, err
 	}
@@ -232,6 +235,30 @@ func checkMapping(raw json.RawMessage, action connectors.Action) error {
 	for _, f := range action.Fields {
 		if f.Required && !targets[f.Name] {
 			return invalid("mapping."+f.Name, "is required by %s", action.Name)
+		}
+	}
+	return nil
+}
+
+// checkOptions checks that the action's required options are given, as strings or
+// numbers, and that no unknown option is.
+func checkOptions(raw json.RawMessage, action connectors.Action) error {
+	opts := map[string]any{}
+	if raw != nil {
+		if err := json.Unmarshal(raw, &opts); err != nil {
+			return invalid("options", "must be a JSON object")
+		}
+	}
+	known := map[string]bool{}
+	for _, f := range action.Options {
+		known[f.Name] = true
+		if v, ok := opts[f.Name]; f.Required && (!ok || v == nil || v == "") {
+			return invalid("options."+f.Name, "is required by %s", action.Name)
+		}
+	}
+	for name := range opts {
+		if !known[name] {
+			return invalid("options."+name, "is not an option of %s", action.Name)
 		}
 	}
 	return nil

@@ -33,6 +33,7 @@ var operations = []operation{
 	{method: "DELETE", path: "/v1/connections/{id}", summary: "Delete a connection no rule uses", status: "204"},
 	{method: "POST", path: "/v1/connections/{id}/test", summary: "Send a harmless test call", response: "TestResult", status: "200"},
 	{method: "POST", path: "/v1/connections/{id}/rotate-secret", summary: "Rotate a webhook signing secret (the old one keeps signing for 24 h)", response: "SigningSecret", status: "200"},
+	{method: "GET", path: "/v1/connections/{id}/options/{option}", summary: "Live choices of an action option (Mailchimp audiences, Slack channels)", response: "OptionList", status: "200"},
 	{method: "GET", path: "/v1/rules", summary: "List rules in evaluation order", response: "RuleList", status: "200"},
 	{method: "POST", path: "/v1/rules", summary: "Create a rule", request: "RuleInput", response: "Rule", status: "201"},
 	{method: "POST", path: "/v1/rules/test", summary: "Dry run: which rules match a sample event and what each action would send", request: "RuleTest", response: "RuleTestResult", status: "200"},
@@ -57,7 +58,7 @@ var operations = []operation{
 func DocumentedRoutes() []string {
 	var out []string
 	for _, op := range operations {
-		out = append(out, op.method+" "+strings.NewReplacer("{id}", ":id").Replace(op.path))
+		out = append(out, op.method+" "+strings.NewReplacer("{id}", ":id", "{option}", ":option").Replace(op.path))
 	}
 	return out
 }
@@ -88,8 +89,10 @@ func buildOpenAPI() map[string]any {
 			o["description"] = "Requires an admin API key."
 		}
 		var params []map[string]any
-		if strings.Contains(op.path, "{id}") {
-			params = append(params, map[string]any{"name": "id", "in": "path", "required": true, "schema": map[string]string{"type": "string"}})
+		for _, p := range []string{"id", "option"} {
+			if strings.Contains(op.path, "{"+p+"}") {
+				params = append(params, map[string]any{"name": p, "in": "path", "required": true, "schema": map[string]string{"type": "string"}})
+			}
 		}
 		for _, q := range op.query {
 			params = append(params, map[string]any{"name": q, "in": "query", "schema": map[string]string{"type": "string"}})
@@ -195,6 +198,8 @@ var schemas = map[string]any{
 	"RuleTestResult": obj(map[string]any{"results": map[string]any{"type": "array", "items": obj(map[string]any{"rule_id": str, "name": str, "matched": boolean, "reason": str, "actions": map[string]any{"type": "array", "items": obj(map[string]any{"connection_id": str, "action": str, "payload": object, "error": str})}})}}),
 	"ReplayFilter":   obj(map[string]any{"status": str, "connection_id": str, "rule_id": str, "error_class": str, "since": datetime, "until": datetime}),
 	"ReplayCount":    obj(map[string]any{"replayed": integer}),
+	"OptionList":     listOf("Option"),
+	"Option":         obj(map[string]any{"value": str, "label": str}),
 	"APIKeyInput":    obj(map[string]any{"name": str, "scope": map[string]any{"type": "string", "enum": []string{"ingest", "admin"}}}, "name", "scope"),
 	"APIKey":         obj(map[string]any{"id": str, "name": str, "prefix": str, "scope": str, "created_at": datetime, "last_used_at": datetime, "revoked_at": datetime, "key": map[string]string{"type": "string", "description": "Only in the response that created it."}}),
 	"APIKeyList":     listOf("APIKey"),

@@ -28,6 +28,7 @@ func routes(e *echo.Echo, cfg Config, h *handlers.Handlers) {
 	v1.DELETE("/connections/:id", h.DeleteConnection)
 	v1.POST("/connections/:id/test", h.TestConnection)
 	v1.POST("/connections/:id/rotate-secret", h.RotateSigningSecret)
+	v1.GET("/connections/:id/options/:option", h.ListOptions)
 
 	v1.GET("/rules", h.ListRules)
 	v1.POST("/rules", h.CreateRule)
