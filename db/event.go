@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/uptrace/bun"
 )
 
 // IdempotencyWindow is how long an Idempotency-Key keeps answering with its first event.
@@ -72,10 +74,7 @@ type EventFilter struct {
 	Page
 }
 
-// ListEvents returns a page of events, newest first, and the cursor of the next page.
-func (s *Store) ListEvents(ctx context.Context, workspaceID string, f EventFilter) ([]*Event, string, error) {
-	var es []*Event
-	q := s.db.NewSelect().Model(&es).Where("event.workspace_id = ?", workspaceID)
+func (f EventFilter) apply(q *bun.SelectQuery) *bun.SelectQuery {
 	if f.Type != "" {
 		q = q.Where("event.type = ?", f.Type)
 	}
@@ -88,6 +87,13 @@ func (s *Store) ListEvents(ctx context.Context, workspaceID string, f EventFilte
 	if f.Status != "" {
 		q = q.Where("EXISTS (SELECT 1 FROM deliveries AS d WHERE d.event_id = event.id AND d.workspace_id = event.workspace_id AND d.status = ?)", f.Status)
 	}
+	return q
+}
+
+// ListEvents returns a page of events, newest first, and the cursor of the next page.
+func (s *Store) ListEvents(ctx context.Context, workspaceID string, f EventFilter) ([]*Event, string, error) {
+	var es []*Event
+	q := f.apply(s.db.NewSelect().Model(&es).Where("event.workspace_id = ?", workspaceID))
 	q = applyPage(q, "event.id", f.Page)
 	if err := q.Scan(ctx); err != nil {
 		return nil, "", translate(err)

@@ -41,19 +41,7 @@ func ParseFieldQuery(q string) (path []string, value string, ok bool) {
 // SearchEvents returns a page of events, newest first, and the next cursor.
 func (s *Store) SearchEvents(ctx context.Context, workspaceID string, f EventSearch) ([]*Event, string, error) {
 	var es []*Event
-	q := s.db.NewSelect().Model(&es).Where("event.workspace_id = ?", workspaceID)
-	if f.Type != "" {
-		q = q.Where("event.type = ?", f.Type)
-	}
-	if !f.Since.IsZero() {
-		q = q.Where("event.received_at >= ?", f.Since.UTC())
-	}
-	if !f.Until.IsZero() {
-		q = q.Where("event.received_at < ?", f.Until.UTC())
-	}
-	if f.Status != "" {
-		q = q.Where("EXISTS (SELECT 1 FROM deliveries AS d WHERE d.event_id = event.id AND d.workspace_id = event.workspace_id AND d.status = ?)", f.Status)
-	}
+	q := f.EventFilter.apply(s.db.NewSelect().Model(&es).Where("event.workspace_id = ?", workspaceID))
 	if query := strings.TrimSpace(f.Query); query != "" {
 		q = s.applySearch(q, query)
 	}

@@ -82,20 +82,11 @@ func (d *Dashboard) EventsPage(c echo.Context) error {
 // EventPage answers GET /w/:workspace/events/:id (the twin of GET /v1/events/:id): the
 // payload, each rule's verdict and the live delivery timeline.
 func (d *Dashboard) EventPage(c echo.Context) error {
-	ctx := c.Request().Context()
-	ev, err := d.Store.EventByID(ctx, workspaceID(c), c.Param("id"))
+	ev, rs, tl, err := d.loadEvent(c)
 	if err != nil {
 		return err
 	}
 	s, err := d.shell(c, ev.Type, "events")
-	if err != nil {
-		return err
-	}
-	rs, err := d.Store.ListRules(ctx, ev.WorkspaceID, db.RuleFilter{})
-	if err != nil {
-		return err
-	}
-	tl, err := d.timeline(ctx, c, ev, rs)
 	if err != nil {
 		return err
 	}
@@ -105,21 +96,27 @@ func (d *Dashboard) EventPage(c echo.Context) error {
 // EventTimeline answers GET /w/:workspace/events/:id/timeline: the timeline region the
 // event page polls while deliveries are in flight.
 func (d *Dashboard) EventTimeline(c echo.Context) error {
-	ctx := c.Request().Context()
-	ev, err := d.Store.EventByID(ctx, workspaceID(c), c.Param("id"))
-	if err != nil {
-		return err
-	}
-	rs, err := d.Store.ListRules(ctx, ev.WorkspaceID, db.RuleFilter{})
-	if err != nil {
-		return err
-	}
-	tl, err := d.timeline(ctx, c, ev, rs)
+	_, _, tl, err := d.loadEvent(c)
 	if err != nil {
 		return err
 	}
 	s := views.Shell{CSRF: CSRFToken(c), Workspace: MembershipOf(c), Now: d.Store.Now()}
 	return render(c, http.StatusOK, views.EventTimeline(s, tl))
+}
+
+// loadEvent loads the event named in the path with the workspace's rules and its timeline.
+func (d *Dashboard) loadEvent(c echo.Context) (*db.Event, []*db.Rule, views.TimelineData, error) {
+	ctx := c.Request().Context()
+	ev, err := d.Store.EventByID(ctx, workspaceID(c), c.Param("id"))
+	if err != nil {
+		return nil, nil, views.TimelineData{}, err
+	}
+	rs, err := d.Store.ListRules(ctx, ev.WorkspaceID, db.RuleFilter{})
+	if err != nil {
+		return nil, nil, views.TimelineData{}, err
+	}
+	tl, err := d.timeline(ctx, c, ev, rs)
+	return ev, rs, tl, err
 }
 
 // verdicts evaluates every current rule on the event, with the reason a rule did not
