@@ -1,10 +1,12 @@
 package handlers
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,7 +20,8 @@ import (
 // healthWindow is the window of the dashboard's delivery counts.
 const healthWindow = 24 * time.Hour
 
-// ConnectionsPage answers GET /w/:workspace/connections.
+// ConnectionsPage answers GET /w/:workspace/connections, where the OAuth connect flow
+// ends: ?connected=<id> confirms a connection, ?oauth_error=<code> explains a failure.
 func (d *Dashboard) ConnectionsPage(c echo.Context) error {
 	rows, err := d.connectionRows(c)
 	if err != nil {
@@ -28,7 +31,24 @@ func (d *Dashboard) ConnectionsPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return render(c, http.StatusOK, views.ConnectionsPage(s, rows))
+	data := views.ConnectionsData{Rows: rows}
+	for _, k := range d.kindOptions(c) {
+		if k.OAuth {
+			data.Connect = append(data.Connect, k)
+		}
+	}
+	if id := c.QueryParam("connected"); id != "" {
+		// Only a connection of this workspace, as listed: the id is not trusted further.
+		for i := range rows {
+			if rows[i].ID == id {
+				data.Connected = &rows[i]
+			}
+		}
+	}
+	if code := c.QueryParam("oauth_error"); code != "" {
+		data.OAuthError = views.OAuthErrorCode(code)
+	}
+	return render(c, http.StatusOK, views.ConnectionsPage(s, data))
 }
 
 // connectionRows lists the workspace's connections with their health: two queries.
@@ -42,9 +62,11 @@ func (d *Dashboard) connectionRows(c echo.Context) ([]views.ConnectionRow, error
 	if err != nil {
 		return nil, err
 	}
+	oauth := d.oauthKinds()
 	rows := make([]views.ConnectionRow, len(cs))
 	for i, cn := range cs {
-		rows[i] = views.ConnectionRow{Connection: cn, KindName: d.kindName(cn.Kind), Health: health[cn.ID]}
+		_, account := oauthAccount(cn)
+		rows[i] = views.ConnectionRow{Connection: cn, KindName: d.kindName(cn.Kind), Health: health[cn.ID], Account: account, OAuth: oauth[cn.Kind]}
 	}
 	return rows, nil
 }
@@ -56,33 +78,69 @@ func (d *Dashboard) kindName(kind string) string {
 	return kind
 }
 
+// oauthKinds is the set of kinds whose OAuth app is configured (OAuthKinds).
+func (d *Dashboard) oauthKinds() map[string]bool {
+	set := map[string]bool{}
+	for _, k := range d.OAuthKinds() {
+		set[k] = true
+	}
+	return set
+}
+
+// oauthAccount is the vendor account an OAuth connect stored in the connection's config
+// (connectors.OAuthProvider.Connection): its id and name, empty for other connections.
+func oauthAccount(conn *db.Connection) (id, name string) {
+	var cfg struct {
+		ID   any    `json:"account_id"`
+		Name string `json:"account_name"`
+	}
+	if json.Unmarshal(conn.Config, &cfg) != nil {
+		return "", ""
+	}
+	switch v := cfg.ID.(type) {
+	case string:
+		id = v
+	case float64:
+		id = strconv.FormatFloat(v, 'f', -1, 64)
+	}
+	return id, strings.TrimSpace(cfg.Name)
+}
+
 // kindOptions describes every registered connector kind for the create form. The form
-// is generic over Info(): OAuth kinds get a connect button, signing-secret kinds get a
-// generated secret, and declared credential fields become password inputs.
-func (d *Dashboard) kindOptions() []views.KindOption {
+// is generic over Info(): kinds whose OAuth app is configured (OAuthKinds, not merely
+// AuthModes) get a connect button, other OAuth-capable kinds a hint naming the variables
+// that configure one, signing-secret kinds a generated secret, and declared credential
+// fields become password inputs.
+func (d *Dashboard) kindOptions(c echo.Context) []views.KindOption {
+	oauth := d.oauthKinds()
 	var out []views.KindOption
 	for _, cn := range d.Connectors.All() {
-		info := cn.Info()
-		k := views.KindOption{Kind: info.Kind, DisplayName: info.DisplayName}
-		for _, m := range info.AuthModes {
-			switch m {
-			case connectors.AuthOAuth:
-				k.OAuth = true
-			case connectors.AuthSigningSecret:
-				k.SigningSecret, k.URLField = true, true
-			}
-		}
-		for _, f := range info.CredentialFields {
-			// Secrets Fanout makes or refreshes itself are not typed in.
-			if strings.Contains(f, "signing_secret") || f == connectors.CredPreviousExpiresAt ||
-				f == connectors.CredRefreshToken || f == connectors.CredExpiresAt {
-				continue
-			}
-			k.CredentialFields = append(k.CredentialFields, f)
-		}
-		out = append(out, k)
+		out = append(out, d.kindOption(c, cn, oauth[cn.Kind()]))
 	}
 	return out
+}
+
+func (d *Dashboard) kindOption(c echo.Context, cn connectors.Connector, oauth bool) views.KindOption {
+	info := cn.Info()
+	k := views.KindOption{Kind: info.Kind, DisplayName: info.DisplayName, OAuth: oauth}
+	for _, m := range info.AuthModes {
+		switch m {
+		case connectors.AuthOAuth:
+			k.OAuthCapable = true
+			k.RedirectURL = d.baseURL(c) + connectors.OAuthCallbackPath(info.Kind)
+		case connectors.AuthSigningSecret:
+			k.SigningSecret, k.URLField = true, true
+		}
+	}
+	for _, f := range info.CredentialFields {
+		// Secrets Fanout makes or refreshes itself are not typed in.
+		if strings.Contains(f, "signing_secret") || f == connectors.CredPreviousExpiresAt ||
+			f == connectors.CredRefreshToken || f == connectors.CredExpiresAt {
+			continue
+		}
+		k.CredentialFields = append(k.CredentialFields, f)
+	}
+	return k
 }
 
 // NewConnectionPage answers GET /w/:workspace/connections/new.
@@ -91,7 +149,7 @@ func (d *Dashboard) NewConnectionPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	f := views.ConnectionForm{Kinds: d.kindOptions(), Kind: c.QueryParam("kind")}
+	f := views.ConnectionForm{Kinds: d.kindOptions(c), Kind: c.QueryParam("kind")}
 	return render(c, http.StatusOK, views.NewConnectionPage(s, f))
 }
 
@@ -100,7 +158,7 @@ func (d *Dashboard) NewConnectionPage(c echo.Context) error {
 // secret once.
 func (d *Dashboard) CreateConnectionPage(c echo.Context) error {
 	f := views.ConnectionForm{
-		Kinds: d.kindOptions(), Kind: c.FormValue("kind"), Name: c.FormValue("name"), URL: strings.TrimSpace(c.FormValue("url")),
+		Kinds: d.kindOptions(c), Kind: c.FormValue("kind"), Name: c.FormValue("name"), URL: strings.TrimSpace(c.FormValue("url")),
 		APIBase: strings.TrimSpace(c.FormValue("api_base")), Headers: c.FormValue("headers"), Config: strings.TrimSpace(c.FormValue("config")),
 		Errors: map[string]string{},
 	}
@@ -215,6 +273,11 @@ func (d *Dashboard) ConnectionPage(c echo.Context) error {
 func (d *Dashboard) connectionDetail(c echo.Context, conn *db.Connection) (views.ConnectionDetail, error) {
 	ctx := c.Request().Context()
 	det := views.ConnectionDetail{Conn: conn, KindName: d.kindName(conn.Kind)}
+	if cn, ok := d.Connectors.Get(conn.Kind); ok {
+		_, oauth := d.Connectors.OAuthProvider(conn.Kind)
+		det.Kind = d.kindOption(c, cn, oauth)
+	}
+	det.AccountID, det.Account = oauthAccount(conn)
 	health, err := d.Store.ConnectionHealth(ctx, conn.WorkspaceID, d.Store.Now().Add(-healthWindow))
 	if err != nil {
 		return det, err
@@ -235,6 +298,7 @@ func (d *Dashboard) connectionDetail(c echo.Context, conn *db.Connection) (views
 		return det, nil
 	}
 	det.HasSecret = creds[connectors.CredSigningSecret] != ""
+	det.Refreshes = creds[connectors.CredRefreshToken] != ""
 	if t, err := time.Parse(time.RFC3339, creds[connectors.CredPreviousExpiresAt]); err == nil && creds[connectors.CredPreviousSigningSecret] != "" {
 		det.PreviousUntil = &t
 	}
@@ -318,6 +382,95 @@ func (d *Dashboard) SetConnectionEnabled(enable bool) echo.HandlerFunc {
 		setFlash(c, "success", msg)
 		return redirect(c, wsPath(c, "/connections/"+conn.ID))
 	}
+}
+
+// UpdateCredentialsPage answers POST /w/:workspace/connections/:id/credentials: the
+// credentials form that reconnects a connection which lost access (the twin of PATCH
+// /v1/connections/:id {"credentials"}). The typed credentials replace the stored ones as
+// a whole (an old refresh token must not outlive a new access token), except a webhook's
+// signing secrets; a connection waiting for a reconnect becomes active and its parked
+// deliveries resume.
+func (d *Dashboard) UpdateCredentialsPage(c echo.Context) error {
+	ctx := c.Request().Context()
+	conn, err := d.Store.ConnectionByID(ctx, workspaceID(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	connector, ok := d.Connectors.Get(conn.Kind)
+	if !ok {
+		return invalid("kind", "unknown connector kind %q", conn.Kind)
+	}
+	_, oauth := d.Connectors.OAuthProvider(conn.Kind)
+	kind := d.kindOption(c, connector, oauth)
+	creds := connectors.Credentials{}
+	for _, f := range kind.CredentialFields {
+		if v := strings.TrimSpace(c.FormValue("cred_" + f)); v != "" {
+			creds[f] = v
+		}
+	}
+	var ferr error
+	if len(creds) == 0 {
+		ferr = badRequest("enter the new credentials")
+	} else {
+		// Credentials that no longer decrypt are replaced all the same.
+		stored, _ := jobs.OpenCredentials(d.Keyring, conn)
+		ferr = d.reconnectWith(ctx, connector, conn, replaceCredentials(stored, creds))
+	}
+	if ferr != nil {
+		return d.credentialsFormError(c, ferr)
+	}
+	setFlash(c, "success", "Credentials saved. Deliveries that were waiting are resuming.")
+	return redirect(c, wsPath(c, "/connections/"+conn.ID))
+}
+
+// credentialsFormError re-renders the connection page with the credentials form's
+// errors (422), or returns err when it is not the user's to fix.
+func (d *Dashboard) credentialsFormError(c echo.Context, ferr error) error {
+	errs, msg, err := fieldErrors(ferr)
+	if err != nil {
+		return err
+	}
+	conn, err := d.Store.ConnectionByID(c.Request().Context(), workspaceID(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	s, err := d.shell(c, conn.Name, "connections")
+	if err != nil {
+		return err
+	}
+	detail, err := d.connectionDetail(c, conn)
+	if err != nil {
+		return err
+	}
+	detail.CredErrors, detail.CredError = errs, msg
+	for k, v := range errs {
+		if !strings.HasPrefix(k, "credentials.") {
+			detail.CredError = orDefault(detail.CredError, k+": "+v)
+		}
+	}
+	return render(c, http.StatusUnprocessableEntity, views.ConnectionPage(s, detail))
+}
+
+// reconnectWith stores creds on conn and, when it was waiting for a reconnect, makes it
+// active and resumes its parked deliveries.
+func (d *Dashboard) reconnectWith(ctx context.Context, connector connectors.Connector, conn *db.Connection, creds connectors.Credentials) error {
+	wasActive := conn.Status == db.ConnectionActive
+	if conn.Status == db.ConnectionNeedsReconnect {
+		conn.Status, conn.StatusNote = db.ConnectionActive, ""
+	}
+	if err := d.checkConnection(connector, conn, creds); err != nil {
+		return err
+	}
+	if err := jobs.SealCredentials(d.Keyring, conn, creds); err != nil {
+		return err
+	}
+	if err := d.Store.UpdateConnection(ctx, conn); err != nil {
+		return err
+	}
+	if !wasActive && conn.Status == db.ConnectionActive {
+		return d.ResumeConnection(ctx, conn)
+	}
+	return nil
 }
 
 // DeleteConnectionPage answers POST /w/:workspace/connections/:id/delete (the twin of

@@ -56,6 +56,7 @@ func dashboardRoutes(e *echo.Echo, cfg Config, h *handlers.Handlers) {
 	w.POST("/connections/:id/rotate-secret", d.RotateSecretPage)
 	w.POST("/connections/:id/enable", d.SetConnectionEnabled(true))
 	w.POST("/connections/:id/disable", d.SetConnectionEnabled(false))
+	w.POST("/connections/:id/credentials", d.UpdateCredentialsPage)
 	w.POST("/connections/:id/delete", d.DeleteConnectionPage)
 
 	w.GET("/rules", d.RulesPage)
