@@ -74,3 +74,12 @@ func (q *Queue) RequeueDelivery(ctx context.Context, d *db.Delivery) error {
 	t := NewDeliverTask(d.WorkspaceID, d.ID, d.AttemptCount, d.ReplayCount, QueueDefault, time.Time{}, maxAttemptTimeout)
 	return q.requeue(ctx, t, QueueDefault, deliverTaskID(d.ID, d.AttemptCount, d.ReplayCount))
 }
+
+// Latency is how long the oldest task of a queue has waited (0 when empty or unknown).
+func (q *Queue) Latency(queue string) time.Duration {
+	info, err := q.inspector.GetQueueInfo(queue)
+	if err != nil {
+		return 0
+	}
+	return info.Latency
+}

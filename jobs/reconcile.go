@@ -37,9 +37,12 @@ func (r *Reconciler) Run(ctx context.Context) {
 // Pass runs one reconciliation and returns how many tasks it enqueued.
 func (r *Reconciler) Pass(ctx context.Context, grace time.Duration) int {
 	e := r.Engine
-	cutoff := e.Store.Now().Add(-grace)
+	now := e.Store.Now()
+	// Work waiting behind a backlog is late, not lost: only what is overdue by more than
+	// the age of the oldest queued task (plus grace) is re-enqueued, so a busy queue is
+	// not padded with duplicates.
 	n := 0
-	events, err := e.Store.UnroutedEvents(ctx, cutoff, r.Batch)
+	events, err := e.Store.UnroutedEvents(ctx, now.Add(-grace-r.Queue.Latency(QueueCritical)), r.Batch)
 	if err != nil {
 		e.Log.Warn("reconcile: list unrouted events", "err", err)
 	}
@@ -50,7 +53,7 @@ func (r *Reconciler) Pass(ctx context.Context, grace time.Duration) int {
 		}
 		n++
 	}
-	ds, err := e.Store.DueDeliveries(ctx, cutoff, r.Batch)
+	ds, err := e.Store.DueDeliveries(ctx, now.Add(-grace-r.Queue.Latency(QueueDefault)), r.Batch)
 	if err != nil {
 		e.Log.Warn("reconcile: list due deliveries", "err", err)
 	}

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/fanout-dev/fanout/jobs"
+	"github.com/hibiken/asynq"
 	"io"
 	"log/slog"
 	"net"
@@ -88,6 +90,7 @@ func runBench(ctx context.Context, args []string) error {
 			return err
 		}
 		r.print(fmt.Sprintf("throughput M=%d", m))
+		b.printBacklog()
 	}
 	if *latencyFor > 0 {
 		if *rate == 0 {
@@ -383,4 +386,19 @@ func peakRSS() int64 {
 		}
 	}
 	return 0
+}
+
+// printBacklog shows what is left in the queues after a run. Every delivery has arrived
+// by then, so anything left is waste: duplicate or no-op tasks.
+func (b *bench) printBacklog() {
+	insp := asynq.NewInspector(b.app.redis.Opt)
+	for _, q := range []string{jobs.QueueCritical, jobs.QueueDefault, jobs.QueueReplay} {
+		info, err := insp.GetQueueInfo(q)
+		if err != nil {
+			continue
+		}
+		if n := info.Pending + info.Active + info.Scheduled + info.Retry; n > 0 {
+			fmt.Printf("  queue %s after the run: %d pending, %d active, %d scheduled, %d retry\n", q, info.Pending, info.Active, info.Scheduled, info.Retry)
+		}
+	}
 }

@@ -27,6 +27,7 @@ type Config struct {
 	AllowCIDRs           []netip.Prefix
 	TrustedProxies       []netip.Prefix
 	Concurrency          int
+	DatabaseMaxConns     int
 	PollInterval         time.Duration
 	ShutdownTimeout      time.Duration
 	ReconcileEvery       time.Duration
@@ -65,6 +66,11 @@ func LoadConfig() (Config, error) {
 		return c, err
 	}
 	c.Concurrency = int(conc)
+	maxConns, err := envInt("FANOUT_DATABASE_MAX_CONNS", 0, 0, 1000)
+	if err != nil {
+		return c, err
+	}
+	c.DatabaseMaxConns = int(maxConns)
 	if c.PollInterval, err = envDuration("FANOUT_POLL_INTERVAL", 20*time.Millisecond); err != nil {
 		return c, err
 	}
@@ -110,7 +116,9 @@ func oauthApp(vendor string) connectors.OAuthApp {
 	return app
 }
 
-func (c Config) db() db.Config { return db.Config{URL: c.DatabaseURL, DataDir: c.DataDir} }
+func (c Config) db() db.Config {
+	return db.Config{URL: c.DatabaseURL, DataDir: c.DataDir, MaxOpenConns: c.DatabaseMaxConns}
+}
 
 func env(name, def string) string {
 	if v := os.Getenv(name); v != "" {
