@@ -2,6 +2,8 @@ package main_test
 
 import (
 	"bytes"
+	"database/sql"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/fanout-dev/fanout/db/dbtest"
 	"github.com/fanout-dev/fanout/jobs/jobstest"
+	_ "modernc.org/sqlite"
 )
 
 // These tests build the real binary and run it as a user would: they kill it with
@@ -371,4 +374,56 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+func TestSecretsRotateReencryptsCredentials(t *testing.T) {
+	dir := t.TempDir()
+	oldKey := "k1:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))
+	newKey := "k2:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 32))
+	d := newDeployment(t, false).with("FANOUT_DATA_DIR="+dir, "FANOUT_SECRET_KEY="+oldKey)
+	serve := d.start(t, "serve")
+	d.waitReady(t)
+	var k keys
+	if err := json.Unmarshal(d.run(t, "workspace", "create", "--name", "acme"), &k); err != nil {
+		t.Fatal(err)
+	}
+	status, conn := d.api(t, k.Admin, "POST", "/v1/connections", map[string]any{
+		"kind": "webhook", "name": "sink", "config": map[string]string{"url": "http://127.0.0.1:9/hook"}})
+	if status != 201 {
+		t.Fatalf("create connection: %d %v", status, conn)
+	}
+	serve.Process.Signal(syscall.SIGTERM)
+	serve.Wait()
+
+	sealedUnder := func() string {
+		bdb, err := sql.Open("sqlite", filepath.Join(dir, "fanout.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer bdb.Close()
+		var creds []byte
+		if err := bdb.QueryRow("SELECT credentials FROM connections WHERE id = ?", conn["id"]).Scan(&creds); err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(creds, []byte("whsec_")) {
+			t.Fatal("the signing secret is stored in clear")
+		}
+		id, _, _ := strings.Cut(string(creds), ":")
+		return id
+	}
+	if id := sealedUnder(); id != "k1" {
+		t.Fatalf("credentials sealed under %q, want k1", id)
+	}
+	rotated := newDeployment(t, false).with("FANOUT_DATA_DIR="+dir, "FANOUT_SECRET_KEY="+newKey+","+oldKey)
+	rotated.run(t, "secrets", "rotate")
+	if id := sealedUnder(); id != "k2" {
+		t.Fatalf("after rotate the credentials are sealed under %q, want k2", id)
+	}
+	// The old key can go: the connection still works under the new key alone.
+	only := newDeployment(t, false).with("FANOUT_DATA_DIR="+dir, "FANOUT_SECRET_KEY="+newKey)
+	only.start(t, "serve")
+	only.waitReady(t)
+	if status, out := only.api(t, k.Admin, "POST", "/v1/connections/"+conn["id"].(string)+"/rotate-secret", nil); status != 200 {
+		t.Fatalf("rotate-secret under the new key alone: %d %v", status, out)
+	}
 }
