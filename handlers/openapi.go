@@ -127,7 +127,7 @@ func responses(op operation) map[string]any {
 		ok["content"] = map[string]any{"application/json": map[string]any{"schema": ref(op.response)}}
 	}
 	r := map[string]any{op.status: ok}
-	for _, s := range []string{"400", "401", "403", "404", "409", "413", "415", "422"} {
+	for _, s := range []string{"400", "401", "403", "404", "409", "413", "415", "422", "429"} {
 		r[s] = map[string]any{"description": http.StatusText(statusCode(s)), "content": map[string]any{"application/json": map[string]any{"schema": ref("Error")}}}
 	}
 	if op.path == "/v1/events/batch" {

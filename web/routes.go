@@ -13,7 +13,7 @@ func routes(e *echo.Echo, cfg Config, h *handlers.Handlers) {
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
 	e.GET("/v1/openapi.json", h.OpenAPI)
 
-	ingest := e.Group("/v1", apiKeyAuth(h.Store, true))
+	ingest := e.Group("/v1", apiKeyAuth(h.Store, true), newIngestLimiter(cfg.IngestRateLimit).middleware)
 	ingest.POST("/events", h.IngestEvent)
 	ingest.POST("/events/batch", h.IngestBatch)
 

@@ -30,6 +30,9 @@ type Config struct {
 	// TrustedProxies may set X-Forwarded-For; without any, the client is the peer address
 	// (a forged header must not dodge the per-IP login limit).
 	TrustedProxies []netip.Prefix
+	// IngestRateLimit is the events per second one API key may post (per process); 0 is
+	// no limit.
+	IngestRateLimit float64
 	// OAuth is the destinations' OAuth connect flow; nil leaves it out.
 	OAuth *handlers.OAuthFlow
 }

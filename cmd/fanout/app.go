@@ -141,7 +141,8 @@ func (a *App) Close() {
 
 // runWeb serves HTTP until ctx ends, then stops accepting and lets requests finish.
 func (a *App) runWeb(ctx context.Context, ln net.Listener) error {
-	e := web.New(web.Config{Log: a.log, Registry: a.registry, BaseURL: a.cfg.BaseURL, QueueRedis: a.redis.Opt, TrustedProxies: a.cfg.TrustedProxies, OAuth: a.oauth}, a.handlers)
+	e := web.New(web.Config{Log: a.log, Registry: a.registry, BaseURL: a.cfg.BaseURL, QueueRedis: a.redis.Opt, TrustedProxies: a.cfg.TrustedProxies, OAuth: a.oauth,
+		IngestRateLimit: float64(a.cfg.IngestRateLimit)}, a.handlers)
 	srv := &http.Server{
 		Handler: e, ReadHeaderTimeout: web.ReadHeaderTimeout, ReadTimeout: web.ReadTimeout,
 		WriteTimeout: web.WriteTimeout, IdleTimeout: web.IdleTimeout, MaxHeaderBytes: 64 << 10,

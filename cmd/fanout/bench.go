@@ -72,6 +72,7 @@ func runBench(ctx context.Context, args []string) error {
 		cfg.SecretKey = "bench:" + strings.Repeat("A", 43) + "="
 	}
 	cfg.AllowPrivateNetworks = true
+	cfg.IngestRateLimit = 0 // the bench measures capacity, not the per-key limit
 	cfg.LogLevel = slog.LevelError
 	b, err := startBench(ctx, cfg)
 	if err != nil {

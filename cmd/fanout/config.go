@@ -28,6 +28,7 @@ type Config struct {
 	TrustedProxies       []netip.Prefix
 	Concurrency          int
 	DatabaseMaxConns     int
+	IngestRateLimit      int
 	PollInterval         time.Duration
 	ShutdownTimeout      time.Duration
 	ReconcileEvery       time.Duration
@@ -71,6 +72,11 @@ func LoadConfig() (Config, error) {
 		return c, err
 	}
 	c.DatabaseMaxConns = int(maxConns)
+	rl, err := envInt("FANOUT_INGEST_RATE_LIMIT", 1000, 0, 1_000_000)
+	if err != nil {
+		return c, err
+	}
+	c.IngestRateLimit = int(rl)
 	if c.PollInterval, err = envDuration("FANOUT_POLL_INTERVAL", 20*time.Millisecond); err != nil {
 		return c, err
 	}
