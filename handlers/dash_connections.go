@@ -255,19 +255,25 @@ func connectionFormConfig(f *views.ConnectionForm, c echo.Context) (json.RawMess
 
 // ConnectionPage answers GET /w/:workspace/connections/:id.
 func (d *Dashboard) ConnectionPage(c echo.Context) error {
-	conn, err := d.Store.ConnectionByID(c.Request().Context(), workspaceID(c), c.Param("id"))
-	if err != nil {
-		return err
-	}
-	s, err := d.shell(c, conn.Name, "connections")
-	if err != nil {
-		return err
-	}
-	detail, err := d.connectionDetail(c, conn)
+	s, detail, err := d.connectionPage(c)
 	if err != nil {
 		return err
 	}
 	return render(c, http.StatusOK, views.ConnectionPage(s, detail))
+}
+
+// connectionPage loads the connection named in the path and what its page shows.
+func (d *Dashboard) connectionPage(c echo.Context) (views.Shell, views.ConnectionDetail, error) {
+	conn, err := d.Store.ConnectionByID(c.Request().Context(), workspaceID(c), c.Param("id"))
+	if err != nil {
+		return views.Shell{}, views.ConnectionDetail{}, err
+	}
+	s, err := d.shell(c, conn.Name, "connections")
+	if err != nil {
+		return views.Shell{}, views.ConnectionDetail{}, err
+	}
+	detail, err := d.connectionDetail(c, conn)
+	return s, detail, err
 }
 
 func (d *Dashboard) connectionDetail(c echo.Context, conn *db.Connection) (views.ConnectionDetail, error) {
@@ -317,15 +323,7 @@ func (d *Dashboard) TestConnectionPage(c echo.Context) error {
 	if isPartial(c) {
 		return render(c, http.StatusOK, views.TestResultView(v))
 	}
-	conn, err := d.Store.ConnectionByID(c.Request().Context(), workspaceID(c), c.Param("id"))
-	if err != nil {
-		return err
-	}
-	s, err := d.shell(c, conn.Name, "connections")
-	if err != nil {
-		return err
-	}
-	detail, err := d.connectionDetail(c, conn)
+	s, detail, err := d.connectionPage(c)
 	if err != nil {
 		return err
 	}
@@ -341,15 +339,7 @@ func (d *Dashboard) RotateSecretPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	conn, err := d.Store.ConnectionByID(ctx, workspaceID(c), c.Param("id"))
-	if err != nil {
-		return err
-	}
-	s, err := d.shell(c, conn.Name, "connections")
-	if err != nil {
-		return err
-	}
-	detail, err := d.connectionDetail(c, conn)
+	s, detail, err := d.connectionPage(c)
 	if err != nil {
 		return err
 	}
@@ -430,15 +420,7 @@ func (d *Dashboard) credentialsFormError(c echo.Context, ferr error) error {
 	if err != nil {
 		return err
 	}
-	conn, err := d.Store.ConnectionByID(c.Request().Context(), workspaceID(c), c.Param("id"))
-	if err != nil {
-		return err
-	}
-	s, err := d.shell(c, conn.Name, "connections")
-	if err != nil {
-		return err
-	}
-	detail, err := d.connectionDetail(c, conn)
+	s, detail, err := d.connectionPage(c)
 	if err != nil {
 		return err
 	}

@@ -2,9 +2,7 @@ package handlers
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -118,10 +116,7 @@ func (f *OAuthFlow) Start(c echo.Context) error {
 		}
 		st.ConnectionID = conn.ID
 	}
-	state, err := randomState()
-	if err != nil {
-		return err
-	}
+	state := db.RandomSecret(32)
 	sess, err := p.BeginAuth(state)
 	if err != nil {
 		return err
@@ -313,14 +308,6 @@ func (f *OAuthFlow) readState(c echo.Context, kind string) (oauthState, error) {
 		return st, errors.New("oauth: cookie of another kind")
 	}
 	return st, nil
-}
-
-func randomState() (string, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("oauth: random state: %w", err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
 var oauthCodeChars = regexp.MustCompile(`[^a-z0-9_]`)

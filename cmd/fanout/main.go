@@ -72,14 +72,11 @@ func run(args []string) error {
 	case "serve", "web", "worker":
 		return runServer(ctx, cfg, cmd)
 	case "migrate":
-		bdb, err := db.Open(ctx, cfg.db())
+		_, done, err := openStore(ctx, cfg)
 		if err != nil {
 			return err
 		}
-		defer bdb.Close()
-		if err := db.Migrate(ctx, bdb); err != nil {
-			return err
-		}
+		done()
 		log.Info("migrations applied")
 		return nil
 	case "workspace":

@@ -7,9 +7,8 @@ import (
 	"context"
 	"os"
 	"testing"
-	"time"
 
-	"github.com/alicebob/miniredis/v2"
+	"github.com/fanout-dev/fanout/jobs"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
@@ -36,29 +35,10 @@ func Redis(tb testing.TB, dbIndex int) asynq.RedisClientOpt {
 		}
 		return o
 	}
-	m := miniredis.NewMiniRedis()
-	if err := m.StartAddr("127.0.0.1:0"); err != nil {
-		tb.Fatalf("jobstest: start miniredis: %v", err)
+	r, err := jobs.OpenRedis("") // the embedded server, as `fanout serve` runs it
+	if err != nil {
+		tb.Fatalf("jobstest: %v", err)
 	}
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(100 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				m.FastForward(100 * time.Millisecond)
-			}
-		}
-	}()
-	tb.Cleanup(func() {
-		close(stop)
-		<-done
-		m.Close()
-	})
-	return asynq.RedisClientOpt{Addr: m.Addr()}
+	tb.Cleanup(r.Close)
+	return r.Opt.(asynq.RedisClientOpt)
 }
