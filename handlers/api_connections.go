@@ -120,15 +120,8 @@ func (h *Handlers) checkConnection(connector connectors.Connector, conn *db.Conn
 	return connector.ValidateConfig(conn.Config, creds)
 }
 
-func fieldMessage(err error) string {
-	if fe, ok := err.(*connectors.FieldError); ok {
-		return fe.Message
-	}
-	return err.Error()
-}
-
-// UpdateConnection answers PATCH /v1/connections/:id: name, config, credentials (merged
-// into the stored ones) and status (active | disabled). Re-activating a connection
+// UpdateConnection answers PATCH /v1/connections/:id: name, config, credentials (they
+// replace the stored ones) and status (active | disabled). Re-activating a connection
 // resumes the deliveries that waited for it.
 func (h *Handlers) UpdateConnection(c echo.Context) error {
 	ctx := c.Request().Context()

@@ -347,7 +347,7 @@ func (h *Handlers) DryRun(ev *db.Event, rs []*db.Rule) []DryRunRule {
 		if m.Matched {
 			for _, a := range r.Actions {
 				da := DryRunAction{ConnectionID: a.ConnectionID, Action: a.Action}
-				if p, err := h.Engine.Payload(a, ev, env); err != nil {
+				if p, err := h.Engine.Payload(a, ev); err != nil {
 					da.Error = err.Error()
 				} else {
 					da.Payload = p

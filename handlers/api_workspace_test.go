@@ -87,3 +87,18 @@ func TestDiscardTwin(t *testing.T) {
 	// A replay brings it back to work.
 	expect(t, env.Call("POST", "/v1/deliveries/"+tn.dead+"/replay", tn.ws.Admin, nil), http.StatusAccepted)
 }
+
+func TestRuleErrorsNameTheFieldOnce(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t, apitest.Options{})
+	ws := env.Workspace()
+	for field, body := range map[string]map[string]any{
+		"event_type": {"name": "r", "event_type": "lead*", "actions": []any{}},
+		"expression": {"name": "r", "event_type": "*", "expression": "data.a ==", "actions": []any{}},
+	} {
+		e := expectError(t, env.Call("POST", "/v1/rules", ws.Admin, body), 422, "invalid", field)
+		if strings.HasPrefix(e.Message, field+":") {
+			t.Errorf("%s: the message repeats the field: %q", field, e.Message)
+		}
+	}
+}

@@ -65,3 +65,12 @@ func AsError(err error) (*Error, bool) {
 	}
 	return nil, false
 }
+
+// fieldMessage is the message of a validation error without its field name, for
+// re-labelling it under the caller's field.
+func fieldMessage(err error) string {
+	if e, ok := AsError(err); ok {
+		return e.Message
+	}
+	return err.Error()
+}

@@ -98,7 +98,7 @@ func (e *Engine) attempt(ctx context.Context, d *db.Delivery, timeout time.Durat
 	if err != nil {
 		return e.finish(ctx, d, policy, conn, connectors.Result{Outcome: connectors.AuthFailed, ErrorClass: connectors.ClassAuth, Message: "credentials cannot be decrypted"})
 	}
-	payload, err := e.Payload(act, ev, EventEnv(ev))
+	payload, err := e.Payload(act, ev)
 	if err != nil {
 		return e.finish(ctx, d, policy, conn, connectors.Result{Outcome: connectors.Permanent, ErrorClass: connectors.ClassMapping, Message: err.Error()})
 	}

@@ -61,8 +61,9 @@ func Envelope(ev *db.Event) json.RawMessage {
 	return b
 }
 
-// Payload builds what an action sends for an event: its mapping applied, or the envelope.
-func (e *Engine) Payload(a *db.RuleAction, ev *db.Event, env map[string]any) (json.RawMessage, error) {
+// Payload builds what an action sends for an event: its mapping applied, or the envelope
+// (without decoding the event's data, which only a mapping needs).
+func (e *Engine) Payload(a *db.RuleAction, ev *db.Event) (json.RawMessage, error) {
 	if isEmptyJSON(a.Mapping) {
 		return Envelope(ev), nil
 	}
@@ -70,7 +71,7 @@ func (e *Engine) Payload(a *db.RuleAction, ev *db.Event, env map[string]any) (js
 	if err != nil {
 		return nil, err
 	}
-	return m.Apply(env)
+	return m.Apply(EventEnv(ev))
 }
 
 func isEmptyJSON(raw json.RawMessage) bool {
